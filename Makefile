@@ -1,0 +1,33 @@
+# densekit: the two commands a newcomer needs.
+#   make demo   build .venv if missing, generate the synthetic shapes set,
+#               train YOLOv8-n briefly, evaluate it, run the image demo
+#   make test   build .venv if missing, run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.densekit-env-ok
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-slow env clean-env learning-benchmark
+
+$(STAMP): setup.py tools/setup_env.sh requirements/build.txt requirements/runtime.txt requirements/tests.txt
+	rm -f $(STAMP)
+	bash tools/setup_env.sh $(VENV)
+
+env: $(STAMP)
+
+demo: $(STAMP)
+	PYTHON=$(PY) bash tools/run_demo.sh
+
+test: $(STAMP)
+	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+# learning checks (minutes each); .ci/run runs them after `make test`
+test-slow: $(STAMP)
+	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
+
+# the README's learning figure: YOLOv8-n on synthetic shapes, <= 15 min
+learning-benchmark: $(STAMP)
+	$(PY) tools/analysis/learning_benchmark.py
+
+clean-env:
+	rm -rf $(VENV)
