@@ -1,0 +1,66 @@
+# YOLOv8's COCO schedule: 500 epochs of SGD (lr 0.01, momentum 0.937,
+# nesterov), 3 warm-up epochs, linear decay to lr * 0.01, EMA of the weights,
+# mosaic closed for the last 10 epochs. The head multiplies its losses by the
+# global batch size, like ultralytics, so lr does not scale with the batch;
+# weight decay does (ultralytics: wd * batch / 64).
+max_epochs = 500
+close_mosaic_epochs = 10
+warmup_epochs = 3
+base_lr = 0.01
+lr_factor = 0.01
+train_batch_size_per_gpu = 16
+num_gpus = 8
+weight_decay = 0.0005 * train_batch_size_per_gpu * num_gpus / 64
+val_interval = 10
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(
+        type='SGD',
+        lr=base_lr,
+        momentum=0.937,
+        nesterov=True,
+        weight_decay=weight_decay),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+    clip_grad=dict(max_norm=10.0))
+
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=0.001,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1.0,
+        end_factor=lr_factor,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True),
+]
+
+train_cfg = dict(
+    type='EpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_interval=val_interval,
+    dynamic_intervals=[(max_epochs - close_mosaic_epochs, 1)])
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+custom_hooks = [
+    dict(
+        type='EMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.0001,
+        update_buffers=True,
+        strict_load=False,
+        priority=49),
+    dict(type='densekit.CloseMosaicHook', num_last_epochs=close_mosaic_epochs),
+]
+
+# mmengine scales lr by (actual batch / base_batch_size) with --auto-scale-lr
+auto_scale_lr = dict(enable=False, base_batch_size=train_batch_size_per_gpu *
+                     num_gpus)

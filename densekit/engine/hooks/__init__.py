@@ -1,0 +1,3 @@
+from .close_mosaic_hook import CloseMosaicHook
+
+__all__ = ['CloseMosaicHook']

@@ -1,0 +1,105 @@
+"""The small base every densekit backbone derives from.
+
+A backbone declares its *feature contract*: for every output it returns, the
+number of channels and the stride relative to the input image. Necks and heads
+read (and check) that contract instead of repeating channel numbers, and the
+cross-task tests check every registered backbone honours it.
+"""
+from typing import List, Sequence, Tuple
+
+import torch.nn as nn
+from mmengine.model import BaseModule
+from torch import Tensor
+
+
+class BaseBackbone(BaseModule):
+    """Multi-scale feature extractor with mmdet's backbone conventions.
+
+    Subclasses build ``self.stages`` (an ``nn.ModuleList``; stage 0 is the
+    stem) and fill ``self.stage_channels``/``self.stage_strides`` for each
+    stage, then ``forward`` returns the stages listed in ``out_indices``,
+    from high to low resolution.
+
+    Args:
+        out_indices (Sequence[int]): Stages whose outputs are returned.
+        frozen_stages (int): Stages ``0..frozen_stages`` are frozen (eval mode,
+            no gradients). -1 freezes nothing.
+        norm_eval (bool): Keep every BatchNorm in eval mode during training.
+    """
+
+    def __init__(self,
+                 *,
+                 out_indices: Sequence[int],
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.stages = nn.ModuleList()
+        self.stage_channels: List[int] = []
+        self.stage_strides: List[int] = []
+
+    def _check_indices(self) -> None:
+        """Validate ``out_indices``/``frozen_stages`` once stages are built."""
+        num_stages = len(self.stages)
+        bad = [i for i in self.out_indices if not 0 <= i < num_stages]
+        if bad or not self.out_indices:
+            raise ValueError(
+                f'{type(self).__name__}: out_indices must be a non-empty '
+                f'subset of 0..{num_stages - 1}, but got {self.out_indices}')
+        if not -1 <= self.frozen_stages < num_stages:
+            raise ValueError(
+                f'{type(self).__name__}: frozen_stages must be in '
+                f'-1..{num_stages - 1}, but got {self.frozen_stages}')
+
+    @property
+    def feature_info(self) -> List[dict]:
+        """Contract of the returned features: ``[dict(channels, stride)]``."""
+        return [
+            dict(channels=self.stage_channels[i],
+                 stride=self.stage_strides[i]) for i in self.out_indices
+        ]
+
+    @property
+    def out_channels(self) -> List[int]:
+        return [info['channels'] for info in self.feature_info]
+
+    @property
+    def out_strides(self) -> List[int]:
+        return [info['stride'] for info in self.feature_info]
+
+    def _freeze_stages(self) -> None:
+        for i in range(self.frozen_stages + 1):
+            stage = self.stages[i]
+            stage.eval()
+            for param in stage.parameters():
+                param.requires_grad = False
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        self._freeze_stages()
+
+    def train(self, mode: bool = True) -> 'BaseBackbone':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Args: x (Tensor): images, (N, 3, H, W).
+
+        Returns:
+            tuple[Tensor]: one (N, C_i, H / s_i, W / s_i) map per
+            ``out_indices`` entry, with C_i, s_i as in :attr:`feature_info`.
+        """
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

@@ -1,0 +1,3 @@
+from .yolo_detector import YOLODetector
+
+__all__ = ['YOLODetector']

@@ -1,0 +1,3 @@
+from .yolo_ciou_loss import YOLOCIoULoss
+
+__all__ = ['YOLOCIoULoss']

@@ -1,0 +1,3 @@
+from .box_ops import bbox_ciou
+
+__all__ = ['bbox_ciou']
