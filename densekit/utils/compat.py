@@ -68,10 +68,12 @@ def safe_torch_load(filename: str, map_location: Any = None) -> Any:
             return torch.load(
                 filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[0]
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if 'Unsupported global' in ln),
+                      lines[0] if lines else 'unknown reason')
         print_log(
             f'{filename} holds objects outside the weights-only allow-list '
-            f'({first_line}); loading it with full unpickling because it is '
+            f'({reason}); loading it with full unpickling because it is '
             'a local file. Only load checkpoints you trust.',
             logger='current', level=logging.WARNING)
         return torch.load(

@@ -10,7 +10,6 @@ train_ann_file = 'annotations/instances_train2017.json'
 train_img_prefix = 'train2017/'
 val_ann_file = 'annotations/instances_val2017.json'
 val_img_prefix = 'val2017/'
-metainfo = None  # COCO's 80 classes, from CocoDataset
 img_scale = (640, 640)  # (width, height)
 train_batch_size_per_gpu = 16
 train_num_workers = 8
@@ -82,7 +81,6 @@ train_dataloader = dict(
         dataset=dict(
             type=dataset_type,
             data_root=data_root,
-            metainfo=metainfo,
             ann_file=train_ann_file,
             data_prefix=dict(img=train_img_prefix),
             filter_cfg=dict(filter_empty_gt=False, min_size=32),
@@ -99,7 +97,6 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        metainfo=metainfo,
         ann_file=val_ann_file,
         data_prefix=dict(img=val_img_prefix),
         test_mode=True,

@@ -8,9 +8,8 @@ close_mosaic_epochs = 10
 warmup_epochs = 3
 base_lr = 0.01
 lr_factor = 0.01
-train_batch_size_per_gpu = 16
-num_gpus = 8
-weight_decay = 0.0005 * train_batch_size_per_gpu * num_gpus / 64
+total_batch_size = 128  # 8 GPUs x 16 images
+weight_decay = 0.0005 * total_batch_size / 64
 val_interval = 10
 
 optim_wrapper = dict(
@@ -62,5 +61,4 @@ custom_hooks = [
 ]
 
 # mmengine scales lr by (actual batch / base_batch_size) with --auto-scale-lr
-auto_scale_lr = dict(enable=False, base_batch_size=train_batch_size_per_gpu *
-                     num_gpus)
+auto_scale_lr = dict(enable=False, base_batch_size=total_batch_size)

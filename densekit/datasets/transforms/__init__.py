@@ -1,0 +1,7 @@
+"""Data transforms, registered in :data:`densekit.registry.TRANSFORMS`."""
+from .loading import (LoadImageFromFileSafe, get_skipped_images,
+                      reset_skipped_images)
+
+__all__ = [
+    'LoadImageFromFileSafe', 'get_skipped_images', 'reset_skipped_images'
+]

@@ -1,0 +1,43 @@
+"""tools/train.py fails early, naming what is wrong."""
+import pytest
+import torch
+
+from tests.conftest import run_tool
+
+CONFIG = 'configs/det/yolov8_n_shapes.py'
+
+
+def test_missing_dataset_fails_before_training(tmp_path):
+    missing = tmp_path / 'no_such_data'
+    res = run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path),
+                    '--cfg-options',
+                    f'train_dataloader.dataset.dataset.data_root={missing}'])
+    assert res.returncode != 0
+    assert 'FileNotFoundError' in res.stdout
+    assert str(missing) in res.stdout
+    assert 'make_synthetic.py' in res.stdout or 'synthetic' in res.stdout
+    assert 'Epoch(train)' not in res.stdout
+
+
+def test_unknown_cfg_option_key_lists_close_matches(tmp_path):
+    res = run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path),
+                    '--cfg-options', 'optim_wrapper.optimizer.learning_rate=1'])
+    assert res.returncode != 0
+    assert "'optim_wrapper.optimizer.learning_rate'" in res.stdout
+    assert 'Close matches' in res.stdout
+
+
+def test_unregistered_type_lists_close_matches(tmp_path):
+    res = run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path),
+                    '--cfg-options', 'model.neck.type=densekit.YOLOv8PAFN'])
+    assert res.returncode != 0
+    assert 'model.neck.type' in res.stdout
+    assert 'densekit.YOLOv8PAFPN' in res.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
+def test_amp_refused_on_cpu(tiny_config, tmp_path):
+    res = run_tool(['tools/train.py', tiny_config(), '--work-dir',
+                    str(tmp_path), '--amp'])
+    assert res.returncode != 0
+    assert '--amp needs a CUDA device' in res.stdout

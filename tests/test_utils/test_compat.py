@@ -1,0 +1,79 @@
+import pickle
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+
+from densekit.utils.compat import (check_amp_available,
+                                   revert_sync_batchnorm_cfg, safe_torch_load,
+                                   select_dist_backend)
+
+
+def _mmengine_like_checkpoint(path):
+    buffer = HistoryBuffer()
+    buffer.update(1.5)
+    torch.save(dict(
+        state_dict={'w': torch.ones(2)},
+        meta=dict(epoch=1, iter=4, seed=np.int64(3)),
+        message_hub=dict(log_scalars={'loss': buffer},
+                         runtime_info={'arr': np.arange(3)})), path)
+
+
+def test_weights_only_loads_mmengine_types(tmp_path):
+    path = tmp_path / 'ckpt.pth'
+    _mmengine_like_checkpoint(path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path)  # torch >= 2.6 default
+    ckpt = safe_torch_load(str(path))
+    assert ckpt['meta']['seed'] == 3
+    assert ckpt['message_hub']['log_scalars']['loss'].current() == 1.5
+
+
+def test_unknown_objects_fall_back_with_warning(tmp_path):
+    path = tmp_path / 'odd.pth'
+    torch.save(dict(cfg=pytest.approx(1)), path)  # an arbitrary object
+    with mock.patch('densekit.utils.compat.print_log') as log:
+        ckpt = safe_torch_load(str(path))
+    assert 'cfg' in ckpt
+    message = log.call_args.args[0]
+    assert 'odd.pth' in message and 'full unpickling' in message
+    assert 'Unsupported global' in message
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        safe_torch_load(str(tmp_path / 'nope.pth'))
+
+
+def test_mmengine_loader_is_replaced(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    import densekit  # noqa: F401
+    path = tmp_path / 'ckpt.pth'
+    _mmengine_like_checkpoint(path)
+    assert _load_checkpoint(str(path))['meta']['iter'] == 4
+
+
+def test_revert_sync_batchnorm_cfg():
+    cfg = dict(backbone=dict(norm_cfg=dict(type='SyncBN', eps=1e-3)),
+               heads=[dict(norm_cfg=dict(type='SyncBN')),
+                      dict(norm_cfg=dict(type='GN'))])
+    assert revert_sync_batchnorm_cfg(cfg) == 2
+    assert cfg['backbone']['norm_cfg'] == dict(type='BN', eps=1e-3)
+    assert cfg['heads'][1]['norm_cfg']['type'] == 'GN'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
+def test_amp_refused_without_cuda():
+    with pytest.raises(SystemExit, match='--amp needs a CUDA device'):
+        check_amp_available()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
+def test_gloo_selected_without_cuda():
+    from mmengine.config import Config
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    select_dist_backend(cfg)
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'

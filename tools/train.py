@@ -1,0 +1,83 @@
+"""Train a model from a config (mmdet's ``tools/train.py`` flags).
+
+Setting precedence: command line (``--work-dir``, ``--cfg-options``, ...)
+> the config file > defaults (``./work_dirs/<config name>``).
+
+Examples:
+    python tools/train.py configs/det/yolov8_n_shapes.py
+    python tools/train.py configs/det/yolov8_n_shapes.py --resume
+    bash tools/dist_train.sh configs/det/yolov8_n_shapes.py 2
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from densekit.engine.config_setup import prepare_config  # noqa: E402
+from densekit.utils.compat import check_amp_available  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a densekit model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='enable automatic mixed precision training (CUDA only)')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the learning rate by actual / base batch size')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from the given checkpoint; without a path, from the '
+        'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, xxx=yyy format; each key '
+        'must exist in the config (or be accepted by its parent type)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = prepare_config(
+        args.config, launcher=args.launcher, cfg_options=args.cfg_options,
+        work_dir=args.work_dir)
+
+    if args.amp:
+        check_amp_available()
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or \
+                'base_batch_size' not in cfg.auto_scale_lr:
+            raise KeyError('--auto-scale-lr needs `auto_scale_lr.'
+                           'base_batch_size` in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+        else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
