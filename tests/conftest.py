@@ -6,14 +6,15 @@ import sys
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY_IMG_SIZE = 128
 
-# A deterministic, fast variant of configs/det/yolov8_n_shapes.py: 64x64
+# A deterministic, fast variant of configs/det/yolov8_n_shapes.py: small
 # images, no random augmentation (so an interrupted + resumed run can be
 # compared with an uninterrupted one), no mosaic wrapper.
 TINY_CONFIG = '''
 _base_ = '{root}/configs/det/yolov8_n_shapes.py'
 data_root = '{data_root}/'
-img_scale = (64, 64)
+img_scale = ({img_size}, {img_size})
 pipeline = [
     dict(type='densekit.LoadImageFromFileSafe'),
     dict(type='LoadAnnotations', with_bbox=True),
@@ -59,10 +60,11 @@ env_cfg = dict(mp_cfg=dict(mp_start_method='fork'))
 
 @pytest.fixture(scope='session')
 def tiny_shapes(tmp_path_factory):
-    """16 train / 8 val images of 64x64 in the synthetic COCO layout."""
+    """16 train / 8 val images (128x128) in the synthetic COCO layout."""
     from densekit.datasets.synthetic import generate_shapes_coco
     out = tmp_path_factory.mktemp('shapes')
-    generate_shapes_coco(str(out), num_train=16, num_val=8, img_size=64,
+    generate_shapes_coco(str(out), num_train=16, num_val=8,
+                         img_size=TINY_IMG_SIZE,
                          seed=1)
     return out
 
@@ -74,7 +76,8 @@ def tiny_config(tiny_shapes, tmp_path):
     def make(max_epochs=2, name='tiny_yolov8.py'):
         path = tmp_path / name
         path.write_text(TINY_CONFIG.format(
-            root=ROOT, data_root=tiny_shapes, max_epochs=max_epochs))
+            root=ROOT, data_root=tiny_shapes, max_epochs=max_epochs,
+            img_size=TINY_IMG_SIZE))
         return str(path)
 
     return make

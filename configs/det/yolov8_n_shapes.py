@@ -88,7 +88,7 @@ val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
 
 # ------------------------------------------------------------- schedule
-max_epochs = 12
+max_epochs = 10
 close_mosaic_epochs = 2
 base_lr = 0.002
 optim_wrapper = dict(
@@ -104,7 +104,7 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
+    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 custom_hooks = [

@@ -5,8 +5,9 @@
   argument; an mmengine checkpoint carries a message hub (``HistoryBuffer``,
   numpy scalars and arrays), so loading it, and therefore ``--resume``, fails.
   :func:`register_safe_checkpoint_loader` replaces mmengine's local-file
-  loader by one that unpickles with an allow-list of mmengine/numpy types and
-  falls back to full unpickling only for a local file, with a warning.
+  loader by one that unpickles with an allow-list of tensor/numpy/mmengine
+  types and falls back to full unpickling only for a local file, with a
+  warning.
 * **SyncBN without a process group** is turned into BN
   (:func:`revert_sync_batchnorm_cfg`).
 * **``--amp`` on a machine without CUDA** is refused with a clear message
@@ -14,9 +15,12 @@
 * **Distributed backend**: ``nccl`` becomes ``gloo`` without CUDA
   (:func:`select_dist_backend`).
 """
+import codecs
+import collections
 import logging
 import os.path as osp
 import pickle
+import types
 from typing import Any
 
 import numpy as np
@@ -26,27 +30,86 @@ from mmengine.logging import print_log
 _REGISTERED = False
 
 
-def _checkpoint_safe_globals() -> list:
-    """Types an mmengine checkpoint may contain besides tensors and dicts."""
+def _guarded_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` for unpickling, limited to HistoryBuffer's statistics.
+
+    mmengine's ``HistoryBuffer`` pickles its ``statistics_methods`` as
+    ``getattr(HistoryBuffer, 'mean')`` and the like; nothing else may use it.
+    """
     from mmengine.logging.history_buffer import HistoryBuffer
-    allowed = [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray.scalar,
-               np.core.multiarray._reconstruct]
-    # numpy >= 1.25 pickles dtypes as instances of numpy.dtypes.*DType
-    dtypes = getattr(np, 'dtypes', None)
+    # the built-in statistics are registered only once a buffer exists
+    names = {'min', 'max', 'current', 'mean'} | set(
+        HistoryBuffer._statistics_methods)
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and \
+            name in names:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({type(obj).__name__}, {name!r}) is not allowed')
+
+
+def _allowed_globals() -> dict:
+    """(module, name) -> object an mmengine checkpoint may reference."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    allowed = {
+        ('collections', 'OrderedDict'): collections.OrderedDict,
+        ('collections', 'defaultdict'): collections.defaultdict,
+        ('builtins', 'getattr'): _guarded_getattr,
+        ('__builtin__', 'getattr'): _guarded_getattr,
+        ('builtins', 'set'): set,
+        ('builtins', 'frozenset'): frozenset,
+        ('builtins', 'slice'): slice,
+        ('builtins', 'complex'): complex,
+        ('_codecs', 'encode'): codecs.encode,
+        ('torch', 'Size'): torch.Size,
+        ('torch', 'device'): torch.device,
+        ('torch._utils', '_rebuild_tensor_v2'): torch._utils._rebuild_tensor_v2,
+        ('torch._utils', '_rebuild_parameter'): torch._utils._rebuild_parameter,
+        ('torch._tensor', '_rebuild_from_type_v2'):
+        torch._tensor._rebuild_from_type_v2,
+        ('numpy', 'ndarray'): np.ndarray,
+        ('numpy', 'dtype'): np.dtype,
+        ('mmengine.logging.history_buffer', 'HistoryBuffer'): HistoryBuffer,
+    }
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        allowed[(module, '_reconstruct')] = np.ndarray.__reduce__(
+            np.zeros(1))[0]
+        allowed[(module, 'scalar')] = np.float64(0).__reduce__()[0]
+    for name in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32',
+                 'int64', 'uint8', 'bool_'):
+        allowed[('numpy', name)] = getattr(np, name)
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25
     if dtypes is not None:
-        allowed += [
-            getattr(dtypes, name) for name in dir(dtypes)
-            if name.endswith('DType')
-        ]
-    allowed += [np.float64, np.float32, np.int64, np.int32, np.bool_]
+        for name in dir(dtypes):
+            if name.endswith('DType'):
+                allowed[('numpy.dtypes', name)] = getattr(dtypes, name)
     return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler resolving only the globals of :func:`_allowed_globals`."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _allowed_globals()[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f'Unsupported global: {module}.{name}') from None
+
+
+# What torch.load needs of a ``pickle_module``.
+_restricted_pickle = types.SimpleNamespace(
+    __name__='densekit_restricted_pickle',
+    Unpickler=_RestrictedUnpickler,
+    load=lambda f, **kw: _RestrictedUnpickler(f, **kw).load())
 
 
 def safe_torch_load(filename: str, map_location: Any = None) -> Any:
     """``torch.load`` a local checkpoint written by mmengine.
 
-    Tries ``weights_only=True`` with mmengine's and numpy's types allowed;
-    if the file holds anything else (an old checkpoint pickling a config
+    Unpickles with an allow-list of the tensor, numpy and mmengine types an
+    mmengine checkpoint holds (the message hub pickles ``HistoryBuffer``s
+    with bound methods, which torch's own ``weights_only=True`` rejects); if
+    the file holds anything else (an old checkpoint pickling a config
     object, say), warns and loads it fully. Only call it on files you trust,
     as with any pickle.
 
@@ -61,20 +124,15 @@ def safe_torch_load(filename: str, map_location: Any = None) -> Any:
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} can not be found')
-    if 'weights_only' not in torch.load.__code__.co_varnames:
-        return torch.load(filename, map_location=map_location)
     try:
-        with torch.serialization.safe_globals(_checkpoint_safe_globals()):
-            return torch.load(
-                filename, map_location=map_location, weights_only=True)
+        return torch.load(filename, map_location=map_location,
+                          pickle_module=_restricted_pickle,
+                          weights_only=False)
     except pickle.UnpicklingError as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        reason = next((ln for ln in lines if 'Unsupported global' in ln),
-                      lines[0] if lines else 'unknown reason')
         print_log(
-            f'{filename} holds objects outside the weights-only allow-list '
-            f'({reason}); loading it with full unpickling because it is '
-            'a local file. Only load checkpoints you trust.',
+            f'{filename} holds objects outside the allow-list ({err}); '
+            'loading it with full unpickling because it is a local file. '
+            'Only load checkpoints you trust.',
             logger='current', level=logging.WARNING)
         return torch.load(
             filename, map_location=map_location, weights_only=False)

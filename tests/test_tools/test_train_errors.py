@@ -8,14 +8,14 @@ CONFIG = 'configs/det/yolov8_n_shapes.py'
 
 
 def test_missing_dataset_fails_before_training(tmp_path):
-    missing = tmp_path / 'no_such_data'
+    missing = tmp_path / 'synthetic_shapes'  # not generated
     res = run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path),
                     '--cfg-options',
                     f'train_dataloader.dataset.dataset.data_root={missing}'])
     assert res.returncode != 0
     assert 'FileNotFoundError' in res.stdout
     assert str(missing) in res.stdout
-    assert 'make_synthetic.py' in res.stdout or 'synthetic' in res.stdout
+    assert 'tools/data/make_synthetic.py shapes' in res.stdout
     assert 'Epoch(train)' not in res.stdout
 
 

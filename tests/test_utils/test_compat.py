@@ -1,4 +1,6 @@
 import pickle
+import subprocess
+import sys
 from unittest import mock
 
 import numpy as np
@@ -6,6 +8,7 @@ import pytest
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
+from tests.conftest import ROOT
 from densekit.utils.compat import (check_amp_available,
                                    revert_sync_batchnorm_cfg, safe_torch_load,
                                    select_dist_backend)
@@ -40,6 +43,23 @@ def test_unknown_objects_fall_back_with_warning(tmp_path):
     message = log.call_args.args[0]
     assert 'odd.pth' in message and 'full unpickling' in message
     assert 'Unsupported global' in message
+
+
+def test_real_mmengine_history_buffer_loads_without_fallback(tmp_path):
+    path = tmp_path / 'hub.pth'
+    # saved and loaded in fresh processes, as a resumed run does
+    save = ('import torch; from mmengine.logging.history_buffer import '
+            'HistoryBuffer as H; b = H(); b.update(2.0); '
+            f'torch.save(dict(log_scalars=dict(loss=b)), {str(path)!r})')
+    load = ('from unittest import mock; import densekit.utils.compat as c\n'
+            'with mock.patch.object(c, "print_log") as log:\n'
+            f'    ckpt = c.safe_torch_load({str(path)!r})\n'
+            'assert not log.called, log.call_args\n'
+            'assert ckpt["log_scalars"]["loss"].mean() == 2.0\n')
+    for code in (save, load):
+        res = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-2000:]
 
 
 def test_missing_checkpoint_names_the_file(tmp_path):

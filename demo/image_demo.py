@@ -1,0 +1,188 @@
+"""Detect objects in images; save annotated copies and a JSON of predictions.
+
+Examples:
+    python demo/image_demo.py data/synthetic_shapes/val \
+        --config configs/det/yolov8_n_shapes.py \
+        --weights work_dirs/yolov8_n_shapes/epoch_12.pth --limit 8
+    python demo/image_demo.py 'data/synthetic_shapes/val/*.jpg' --config ...
+
+INPUTS are image files, folders (their images, not recursive) or glob
+patterns (quote them; ``**`` recurses). Writes ``OUT/vis/<name>.jpg`` and
+``OUT/predictions.json`` and logs one line per image, ultralytics style.
+
+Exit status: 0 on success; 1 if an input file is missing or unreadable (the
+other images are still processed, every bad file is named); 2 if an input
+pattern or folder matched no image.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import sys
+from collections import Counter
+from typing import List, Optional, Sequence, Tuple
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+import cv2  # noqa: E402
+
+from densekit.apis import (DetInferencer, DetResult,  # noqa: E402
+                           draw_detections, read_image)
+from densekit.apis.det_inferencer import TIMING_STAGES  # noqa: E402
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def collect_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """Expand files, folders and glob patterns into image paths.
+
+    Args:
+        inputs (Sequence[str]): Files (kept even if missing, so they are
+            reported), folders (images directly inside, sorted) or glob
+            patterns (sorted files matched).
+
+    Returns:
+        tuple[list[str], list[str]]: Image paths in order without duplicates,
+        and the folders/patterns that matched no image.
+    """
+    files, unmatched = [], []
+    for item in inputs:
+        if osp.isdir(item):
+            found = sorted(
+                osp.join(item, name) for name in os.listdir(item)
+                if name.lower().endswith(IMG_EXTENSIONS)
+                and osp.isfile(osp.join(item, name)))
+        elif glob.has_magic(item):
+            found = sorted(
+                path for path in glob.glob(item, recursive=True)
+                if osp.isfile(path))
+        else:
+            found = [item]
+        if not found:
+            unmatched.append(item)
+        files.extend(found)
+    return list(dict.fromkeys(files)), unmatched
+
+
+def describe(result: DetResult) -> str:
+    """'3 circles, 1 star' in class-index order, or '(no detections)'."""
+    if len(result) == 0:
+        return '(no detections)'
+    counts = Counter(zip(result.labels.tolist(), result.class_names))
+    return ', '.join(f'{n} {name}{"s" * (n > 1)}'
+                     for (_, name), n in sorted(counts.items()))
+
+
+def _vis_name(path: str, used: set) -> str:
+    """<stem>.jpg, suffixed with _1, _2, ... when a stem repeats."""
+    stem = osp.splitext(osp.basename(path))[0]
+    name, k = f'{stem}.jpg', 0
+    while name in used:
+        k += 1
+        name = f'{stem}_{k}.jpg'
+    used.add(name)
+    return name
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Detect objects in images with a densekit detector')
+    parser.add_argument(
+        'inputs', nargs='+', help='image files, folders or glob patterns')
+    parser.add_argument('--config', required=True, help='model config file')
+    parser.add_argument('--weights', required=True, help='checkpoint file')
+    parser.add_argument(
+        '--device',
+        default=None,
+        help='torch device (default: cuda if available, else cpu)')
+    parser.add_argument(
+        '--score-thr', type=float, default=0.3, help='score threshold')
+    parser.add_argument(
+        '--out-dir', default='outputs/demo', help='output folder')
+    parser.add_argument(
+        '--limit', type=int, default=None, help='process at most N images')
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error(f'--limit must be at least 1, got {args.limit}')
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    files, unmatched = collect_inputs(args.inputs)
+    for pattern in unmatched:
+        print(f'error: no image matched {pattern!r}', file=sys.stderr)
+    if not files:
+        return 2
+    if args.limit is not None:
+        files = files[:args.limit]
+
+    try:
+        inferencer = DetInferencer(
+            args.config,
+            args.weights,
+            device=args.device,
+            score_thr=args.score_thr)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    vis_dir = osp.join(args.out_dir, 'vis')
+    os.makedirs(vis_dir, exist_ok=True)
+
+    predictions, bad_files, used_names = [], [], set()
+    totals = dict.fromkeys(TIMING_STAGES, 0.0)
+    for i, path in enumerate(files, 1):
+        prefix = f'image {i}/{len(files)} {path}:'
+        try:
+            img = read_image(path)
+        except (FileNotFoundError, ValueError) as e:
+            print(f'{prefix} error: {e}', file=sys.stderr)
+            bad_files.append(path)
+            continue
+        result = inferencer(img)
+        result.img_path = path
+        height, width = result.img_shape
+        print(f'{prefix} {height}x{width} {describe(result)}, '
+              f'{result.timings_ms["inference"]:.1f}ms')
+        vis = draw_detections(img, result, inferencer.palette)
+        out_file = osp.join(vis_dir, _vis_name(path, used_names))
+        if not cv2.imwrite(out_file, vis):
+            print(f'error: could not write {out_file}', file=sys.stderr)
+            return 1
+        for stage in TIMING_STAGES:
+            totals[stage] += result.timings_ms[stage]
+        record = result.to_dict()
+        predictions.append(
+            dict(
+                file=path,
+                width=width,
+                height=height,
+                instances=record['instances'],
+                timings=record['timings_ms']))
+
+    with open(osp.join(args.out_dir, 'predictions.json'), 'w') as f:
+        json.dump(predictions, f)
+    if predictions:
+        mean = {k: v / len(predictions) for k, v in totals.items()}
+        print(f'Speed: {mean["preprocess"]:.1f}ms preprocess, '
+              f'{mean["inference"]:.1f}ms inference, '
+              f'{mean["postprocess"]:.1f}ms postprocess per image '
+              f'(mean of {len(predictions)}, device '
+              f'{inferencer.device.type})')
+    print(f'Results saved to {args.out_dir} ({len(predictions)} image(s): '
+          'vis/, predictions.json)')
+    if bad_files:
+        print(
+            f'error: {len(bad_files)} input file(s) could not be read: '
+            + ', '.join(bad_files),
+            file=sys.stderr)
+    if unmatched:
+        return 2
+    return 1 if bad_files else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
