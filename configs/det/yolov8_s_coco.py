@@ -1,17 +1,10 @@
-# YOLOv8-s on COCO 2017, 8 GPUs x 16 images, 500 epochs (ultralytics recipe).
-# Published (ultralytics, 640x640): see README, "YOLOv8 model sizes".
-_base_ = [
-    '../_base_/models/yolov8.py',
-    '../_base_/datasets/coco_detection_yolov8.py',
-    '../_base_/schedules/yolov8_500e.py',
-    '../_base_/default_runtime.py',
-]
+# YOLOv8-s: YOLOv8-l's recipe at ultralytics' 's' scale.
+_base_ = './yolov8_l_coco.py'
 deepen_factor = 0.33
 widen_factor = 0.5
-last_stage_out_channels = 1024
 model = dict(
     backbone=dict(
         deepen_factor=deepen_factor,
         widen_factor=widen_factor,
-        last_stage_out_channels=last_stage_out_channels),
+        last_stage_out_channels=1024),
     neck=dict(deepen_factor=deepen_factor))

@@ -12,8 +12,9 @@
   (:func:`revert_sync_batchnorm_cfg`).
 * **``--amp`` on a machine without CUDA** is refused with a clear message
   (:func:`check_amp_available`).
-* **Distributed backend**: ``nccl`` becomes ``gloo`` without CUDA
-  (:func:`select_dist_backend`).
+* **Distributed training without CUDA**: ``nccl`` becomes ``gloo``, DDP
+  gets no ``device_ids`` (:func:`select_dist_backend`) and mmengine's
+  launcher skips ``torch.cuda.set_device`` (:func:`patch_cpu_distributed_init`).
 """
 import codecs
 import collections
@@ -139,7 +140,8 @@ def safe_torch_load(filename: str, map_location: Any = None) -> Any:
 
 
 def register_safe_checkpoint_loader() -> None:
-    """Make mmengine load local checkpoints through :func:`safe_torch_load`.
+    """Make mmengine load local checkpoints through :func:`safe_torch_load`
+    (and apply :func:`patch_cpu_distributed_init`).
 
     Idempotent; called when :mod:`densekit` is imported, so it also covers
     configs run by mmdet's/mmseg's own tools through ``custom_imports``.
@@ -149,6 +151,7 @@ def register_safe_checkpoint_loader() -> None:
         return
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', force=True)(safe_torch_load)
+    patch_cpu_distributed_init()
     _REGISTERED = True
 
 
@@ -185,9 +188,42 @@ def check_amp_available() -> None:
 
 
 def select_dist_backend(cfg) -> None:
-    """Use ``gloo`` instead of ``nccl`` when CUDA is unavailable (in place)."""
+    """Make a config's distributed settings work without CUDA (in place).
+
+    ``nccl`` becomes ``gloo``, and unless the config sets
+    ``model_wrapper_cfg``, DDP is built without ``device_ids`` (mmengine
+    passes ``device_ids=[LOCAL_RANK]``, which DDP rejects for a CPU module).
+    """
+    if torch.cuda.is_available():
+        return
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
-    if dist_cfg.get('backend', 'nccl') == 'nccl' and \
-            not torch.cuda.is_available():
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
         dist_cfg['backend'] = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg['model_wrapper_cfg'] = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,  # explicit: mmengine's default is [LOCAL_RANK]
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def patch_cpu_distributed_init() -> None:
+    """Let mmengine's pytorch launcher initialise without CUDA.
+
+    mmengine 0.10.7 calls ``torch.cuda.set_device(local_rank)`` before
+    ``init_process_group`` whatever the backend, which raises on a CPU-only
+    torch; without CUDA only the process group is initialised. Idempotent.
+    """
+    from mmengine.dist import utils as dist_utils
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, '_densekit_cpu_safe', False):
+        return
+
+    def init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    init_dist_pytorch._densekit_cpu_safe = True
+    dist_utils._init_dist_pytorch = init_dist_pytorch

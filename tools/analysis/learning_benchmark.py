@@ -78,7 +78,7 @@ def main(argv=None):
     ok_map = metrics['mAP_50'] >= args.min_map50
     rows = [
         ('config', args.config),
-        ('threads', str(os.cpu_count())),
+        ('CPU cores', str(os.cpu_count())),
         ('train wall-clock (min)',
          f'{train_minutes:.1f} (target <= {args.max_train_minutes:g})'),
         ('checkpoint', checkpoint),

@@ -1,7 +1,9 @@
 """Data transforms, registered in :data:`densekit.registry.TRANSFORMS`."""
 from .loading import (LoadImageFromFileSafe, get_skipped_images,
                       reset_skipped_images)
+from .yolo_hsv_random_aug import YOLOHSVRandomAug
 
 __all__ = [
-    'LoadImageFromFileSafe', 'get_skipped_images', 'reset_skipped_images'
+    'LoadImageFromFileSafe', 'get_skipped_images', 'reset_skipped_images',
+    'YOLOHSVRandomAug'
 ]

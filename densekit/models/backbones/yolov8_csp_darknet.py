@@ -97,12 +97,3 @@ class YOLOv8CSPDarknet(BaseBackbone):
             self.stage_channels.append(c_out)
             self.stage_strides.append(2**(i + 2))
         self._check_indices()
-
-    def init_weights(self) -> None:
-        if self.init_cfg is None:
-            # ultralytics' initialisation: PyTorch defaults for convs, and
-            # BN eps/momentum as configured; nothing else to do.
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    m.reset_parameters()
-        super().init_weights()

@@ -76,7 +76,7 @@ def test_loads_good_image(good_image):
 
 def test_built_from_registry(good_image):
     transform = TRANSFORMS.build(
-        dict(type='LoadImageFromFileSafe', strict=True))
+        dict(type='densekit.LoadImageFromFileSafe', strict=True))
     assert isinstance(transform, LoadImageFromFileSafe)
     assert transform.strict is True
     assert 'strict=True' in repr(transform)
