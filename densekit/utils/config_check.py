@@ -59,7 +59,10 @@ def _all_registered_names() -> List[str]:
         stack = [root]
         while stack:
             registry = stack.pop()
-            registry.import_from_location()
+            try:
+                registry.import_from_location()
+            except ImportError:  # a project's optional module: list the rest
+                pass
             prefix = '' if registry.scope == 'mmengine' \
                 else registry.scope + '.'
             names += [prefix + key for key in registry.module_dict]

@@ -1,0 +1,6 @@
+"""Evaluation metrics, registered in :data:`densekit.registry.METRICS`.
+
+Detection is evaluated by mmdet's ``CocoMetric`` (pycocotools, the metric of
+record) from the configs; densekit's own metrics for the other tasks live
+here, one file per metric.
+"""
