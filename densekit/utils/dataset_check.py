@@ -182,4 +182,11 @@ def check_dataset_paths(cfg: Any) -> None:
             hints.append(hint)
     lines.append('How to get the data:')
     lines += [f'  {hint}' for hint in hints]
+    root_keys = [item.key for item in missing
+                 if item.key.endswith('.data_root')]
+    if root_keys:
+        overrides = ' '.join(f'{key}=/path/to/data/' for key in root_keys)
+        lines.append('Or point the config at an existing copy: '
+                     f'--cfg-options {overrides} (and the evaluator\'s '
+                     'ann_file, e.g. val_evaluator.ann_file=...)')
     raise FileNotFoundError('\n'.join(lines))

@@ -41,3 +41,15 @@ def test_amp_refused_on_cpu(tiny_config, tmp_path):
                     str(tmp_path), '--amp'])
     assert res.returncode != 0
     assert '--amp needs a CUDA device' in res.stdout
+
+
+def test_missing_coco_says_where_and_how_to_override(tmp_path):
+    res = run_tool(['tools/train.py', 'configs/det/yolov8_n_coco.py',
+                    '--work-dir', str(tmp_path)])
+    assert res.returncode != 0
+    assert 'data/coco/annotations/instances_train2017.json' in res.stdout
+    assert 'train2017/' in res.stdout
+    assert 'cocodataset.org' in res.stdout
+    assert ('--cfg-options train_dataloader.dataset.dataset.data_root='
+            in res.stdout)
+    assert 'Epoch(train)' not in res.stdout
