@@ -1,4 +1,13 @@
 from .c2f_layer import C2fBottleneck, C2fLayer
 from .sppf_bottleneck import SPPFBottleneck
+from .cross_scan import cross_merge, cross_scan
+from .mamba_yolo_blocks import (LayerNorm2d, LSBlock, RGBlock, SimpleStem,
+                                VisionClueMerge, VSSBlock, XSSBlock)
+from .ss2d import SS2D
 
-__all__ = ['C2fBottleneck', 'C2fLayer', 'SPPFBottleneck']
+__all__ = ['C2fBottleneck', 'C2fLayer', 'SPPFBottleneck', 'cross_scan',
+           'cross_merge', 'SS2D', 'LayerNorm2d', 'LSBlock', 'RGBlock',
+           'SimpleStem', 'VisionClueMerge', 'VSSBlock', 'XSSBlock']
+from .selective_scan import selective_scan_chunked, selective_scan_fn  # noqa
+
+__all__ += ['selective_scan_fn', 'selective_scan_chunked']

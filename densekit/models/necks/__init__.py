@@ -1,3 +1,4 @@
 from .yolov8_pafpn import YOLOv8PAFPN
+from .mamba_yolo_pafpn import MambaYOLOPAFPN
 
-__all__ = ['YOLOv8PAFPN']
+__all__ = ['YOLOv8PAFPN', 'MambaYOLOPAFPN']

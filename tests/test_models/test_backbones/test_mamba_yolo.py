@@ -1,0 +1,297 @@
+"""MambaYOLO: feature contract, padding, freezing, and the converter of
+official (ultralytics) checkpoints, tested on generated official-style keys."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from densekit.models.backbones import MambaYOLO, convert_mamba_yolo
+from densekit.models.dense_heads import YOLOv8Head
+from densekit.models.necks import MambaYOLOPAFPN
+
+# (deepen, widen, max_channels) of the official yamls, and the expected
+# P3/P4/P5 channels
+SCALES = dict(T=(0.33, 0.25, 1024), B=(0.33, 0.50, 1024),
+              L=(0.67, 0.75, 768))
+CHANNELS = dict(T=[64, 128, 256], B=[128, 256, 512], L=[192, 384, 576])
+
+
+@pytest.mark.parametrize('arch', ['T', 'B', 'L'])
+def test_feature_contract(arch):
+    model = MambaYOLO(arch=arch).eval()
+    assert model.out_channels == CHANNELS[arch]
+    assert model.out_strides == [8, 16, 32]
+    with torch.no_grad():
+        feats = model(torch.rand(1, 3, 64, 64))
+    assert len(feats) == 3
+    for feat, info in zip(feats, model.feature_info):
+        assert feat.shape == (1, info['channels'], 64 // info['stride'],
+                              64 // info['stride'])
+        assert torch.isfinite(feat).all()
+
+
+@pytest.mark.parametrize('size', [(40, 72), (33, 31), (100, 64)])
+def test_pads_sizes_not_divisible_by_32(size):
+    model = MambaYOLO(arch='T', out_indices=(0, 1, 2, 3, 4)).eval()
+    with torch.no_grad():
+        feats = model(torch.rand(1, 3, *size))
+    padded = [math.ceil(s / 32) * 32 for s in size]
+    for feat, stride in zip(feats, [4, 4, 8, 16, 32]):
+        assert tuple(feat.shape[-2:]) == (padded[0] // stride,
+                                          padded[1] // stride)
+
+
+def test_depths_and_overrides():
+    model = MambaYOLO(arch='L')
+    assert [len(model.stages[i].blocks) for i in range(1, 5)] == [2, 2, 6, 2]
+    model = MambaYOLO(arch='T')
+    assert [len(model.stages[i].blocks) for i in range(1, 5)] == [1, 1, 3, 1]
+    custom = MambaYOLO(arch='T', widen_factor=0.125, deepen_factor=0.1)
+    assert custom.out_channels == [32, 64, 128]
+    assert all(len(custom.stages[i].blocks) == 1 for i in range(1, 5))
+
+
+def test_frozen_stages_and_norm_eval():
+    model = MambaYOLO(arch='T', frozen_stages=1, norm_eval=True)
+    model.init_weights()
+    model.train()
+    for i, stage in enumerate(model.stages):
+        frozen = i <= 1
+        assert all(p.requires_grad != frozen for p in stage.parameters())
+    assert all(not m.training for m in model.modules()
+               if isinstance(m, nn.BatchNorm2d))
+
+
+def test_drop_path_increases_linearly():
+    model = MambaYOLO(arch='T', drop_path_rate=0.1)
+    rates = [getattr(b.drop_path, 'drop_prob', 0.0)
+             for i in range(1, 5) for b in model.stages[i].blocks]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)
+    assert rates == sorted(rates)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(arch='S'), "arch must be one of"),
+    (dict(out_indices=(5, )), 'out_indices'),
+    (dict(frozen_stages=5), 'frozen_stages'),
+])
+def test_bad_arguments_raise_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MambaYOLO(**kwargs)
+
+
+# --------------------------------------------------------------- converter
+# The official yaml (Mamba-YOLO-{T,B,L}.yaml), as [from, repeats, module,
+# args]; the generator below builds the official state-dict keys and shapes
+# from it, following ultralytics' parse_model and the official modules.
+OFFICIAL_YAML = [
+    [-1, 1, 'SimpleStem', [128, 3]], [-1, 3, 'VSSBlock', [128]],
+    [-1, 1, 'VisionClueMerge', [256]], [-1, 3, 'VSSBlock', [256]],
+    [-1, 1, 'VisionClueMerge', [512]], [-1, 9, 'VSSBlock', [512]],
+    [-1, 1, 'VisionClueMerge', [1024]], [-1, 3, 'VSSBlock', [1024]],
+    [-1, 1, 'SPPF', [1024, 5]],
+    [-1, 1, 'Upsample', []], [[-1, 5], 1, 'Concat', [1]],
+    [-1, 3, 'XSSBlock', [512]],
+    [-1, 1, 'Upsample', []], [[-1, 3], 1, 'Concat', [1]],
+    [-1, 3, 'XSSBlock', [256]],
+    [-1, 1, 'Conv', [256, 3, 2]], [[-1, 11], 1, 'Concat', [1]],
+    [-1, 3, 'XSSBlock', [512]],
+    [-1, 1, 'Conv', [512, 3, 2]], [[-1, 8], 1, 'Concat', [1]],
+    [-1, 3, 'XSSBlock', [1024]],
+    [[14, 17, 20], 1, 'Detect', [80]],
+]
+
+
+def _bn(p, c):
+    return {f'{p}.weight': (c, ), f'{p}.bias': (c, ),
+            f'{p}.running_mean': (c, ), f'{p}.running_var': (c, ),
+            f'{p}.num_batches_tracked': ()}
+
+
+def _conv(p, c1, c2, k):  # ultralytics Conv: conv (no bias) + bn
+    return {f'{p}.conv.weight': (c2, c1, k, k), **_bn(f'{p}.bn', c2)}
+
+
+def _ln(p, c):  # official LayerNorm2d wraps nn.LayerNorm as `.norm`
+    return {f'{p}.norm.weight': (c, ), f'{p}.norm.bias': (c, )}
+
+
+def _ss2d(p, c):
+    d, r, n = 2 * c, math.ceil(c / 16), 16
+    return {f'{p}.in_proj.weight': (2 * d, c, 1, 1),
+            f'{p}.conv2d.weight': (d, 1, 3, 3), f'{p}.conv2d.bias': (d, ),
+            f'{p}.x_proj_weight': (4, r + 2 * n, d),
+            f'{p}.out_proj.weight': (c, d, 1, 1), f'{p}.Ds': (4 * d, ),
+            f'{p}.A_logs': (4 * d, n), f'{p}.dt_projs_weight': (4, d, r),
+            f'{p}.dt_projs_bias': (4, d), f'{p}.out_norm.weight': (d, ),
+            f'{p}.out_norm.bias': (d, )}
+
+
+def _ls_rg(p, c):  # LSBlock(c, c) and RGBlock(c, 4c) of VSS/XSS blocks
+    h = int(2 * 4 * c / 3)
+    return {f'{p}.lsblock.fc1.weight': (c, 1, 3, 3),
+            f'{p}.lsblock.fc1.bias': (c, ), **_bn(f'{p}.lsblock.norm', c),
+            f'{p}.lsblock.fc2.weight': (c, c, 1, 1),
+            f'{p}.lsblock.fc2.bias': (c, ),
+            f'{p}.lsblock.fc3.weight': (c, c, 1, 1),
+            f'{p}.lsblock.fc3.bias': (c, ),
+            f'{p}.mlp.fc1.weight': (2 * h, c, 1, 1),
+            f'{p}.mlp.fc1.bias': (2 * h, ),
+            f'{p}.mlp.dwconv.weight': (h, 1, 3, 3),
+            f'{p}.mlp.dwconv.bias': (h, ),
+            f'{p}.mlp.fc2.weight': (c, h, 1, 1), f'{p}.mlp.fc2.bias': (c, ),
+            **_ln(f'{p}.norm', c), **_ln(f'{p}.norm2', c)}
+
+
+def official_shapes(arch):
+    """Official DetectionModel state-dict keys -> shapes for one scale."""
+    depth, width, max_ch = SCALES[arch]
+    shapes, ch = {}, [3]
+    for i, (f, n, m, args) in enumerate(OFFICIAL_YAML):
+        n = max(round(n * depth), 1) if n > 1 else n
+        p = f'model.{i}'
+        c1 = ch[f] if isinstance(f, int) else None
+        if m in ('SimpleStem', 'VSSBlock', 'VisionClueMerge', 'SPPF',
+                 'XSSBlock', 'Conv'):
+            c2 = math.ceil(min(args[0], max_ch) * width / 8) * 8
+        if m == 'SimpleStem':
+            shapes.update({f'{p}.conv.0.weight': (c2 // 2, c1, 3, 3),
+                           **_bn(f'{p}.conv.1', c2 // 2),
+                           f'{p}.conv.3.weight': (c2, c2 // 2, 3, 3),
+                           **_bn(f'{p}.conv.4', c2)})
+        elif m == 'VSSBlock':  # n > 1: nn.Sequential of n VSSBlock(c1, c2)
+            for j in range(n):
+                q = f'{p}.{j}' if n > 1 else p
+                shapes.update({f'{q}.proj_conv.0.weight': (c2, c1, 1, 1),
+                               f'{q}.proj_conv.0.bias': (c2, ),
+                               **_bn(f'{q}.proj_conv.1', c2),
+                               **_ss2d(f'{q}.op', c2), **_ls_rg(q, c2)})
+        elif m == 'VisionClueMerge':
+            shapes.update({f'{p}.pw_linear.0.weight': (c2, 4 * c1, 1, 1),
+                           f'{p}.pw_linear.0.bias': (c2, ),
+                           **_bn(f'{p}.pw_linear.1', c2)})
+        elif m == 'SPPF':
+            shapes.update({**_conv(f'{p}.cv1', c1, c1 // 2, 1),
+                           **_conv(f'{p}.cv2', c1 // 2 * 4, c2, 1)})
+        elif m == 'XSSBlock':  # n goes into the block: n chained SS2D
+            assert c1 != c2  # in_proj present at every neck block
+            shapes.update({f'{p}.in_proj.0.weight': (c2, c1, 1, 1),
+                           **_bn(f'{p}.in_proj.1', c2), **_ls_rg(p, c2)})
+            for j in range(n):
+                shapes.update(_ss2d(f'{p}.ss2d.{j}', c2))
+        elif m == 'Conv':
+            shapes.update(_conv(p, c1, c2, args[1]))
+        elif m == 'Concat':
+            c2 = sum(ch[x] for x in f)
+        elif m == 'Upsample':
+            c2 = c1
+        elif m == 'Detect':
+            chs = [ch[x] for x in f]
+            reg = max(16, chs[0] // 4, 64)
+            cls = max(chs[0], min(args[0], 100))
+            for k, c in enumerate(chs):
+                for name, hid, out in (('cv2', reg, 64), ('cv3', cls, 80)):
+                    shapes.update({**_conv(f'{p}.{name}.{k}.0', c, hid, 3),
+                                   **_conv(f'{p}.{name}.{k}.1', hid, hid, 3),
+                                   f'{p}.{name}.{k}.2.weight':
+                                   (out, hid, 1, 1),
+                                   f'{p}.{name}.{k}.2.bias': (out, )})
+            shapes[f'{p}.dfl.conv.weight'] = (1, 16, 1, 1)
+        if i == 0:
+            ch = []
+        ch.append(c2)
+    return shapes
+
+
+def official_state_dict(arch):
+    return {k: (torch.tensor(7) if s == () else torch.randn(s))
+            for k, s in official_shapes(arch).items()}
+
+
+@pytest.fixture(scope='module')
+def densekit_state_dicts():
+    cache = {}
+
+    def get(arch):
+        if arch not in cache:
+            torch.manual_seed(0)
+            backbone = MambaYOLO(arch=arch)
+            neck = MambaYOLOPAFPN(in_channels=backbone.out_channels,
+                                  deepen_factor=SCALES[arch][0])
+            head = YOLOv8Head(num_classes=80, in_channels=neck.out_channels)
+            model = nn.Module()
+            model.backbone, model.neck, model.bbox_head = backbone, neck, head
+            cache[arch] = model
+        return cache[arch]
+    return get
+
+
+@pytest.mark.parametrize('arch', ['T', 'L'])
+def test_converter_maps_every_official_key(arch, densekit_state_dicts):
+    model = densekit_state_dicts(arch)
+    official = official_state_dict(arch)
+    # the generated official model has the published parameter count
+    official_params = sum(v.numel() for k, v in official.items()
+                          if 'running' not in k and 'num_batches' not in k)
+    ours = sum(p.numel() for p in model.parameters())
+    assert official_params == ours + 16  # + the fixed DFL conv weight
+    converted, unconverted = convert_mamba_yolo(official)
+    assert unconverted == []
+    target = model.state_dict()
+    assert sorted(converted) == sorted(target)
+    for key, value in converted.items():
+        assert value.shape == target[key].shape, key
+    model.load_state_dict(converted, strict=True)
+    # values are carried, not re-initialised
+    assert torch.equal(model.backbone.stages[3].blocks[2].ss2d.A_logs,
+                       official['model.5.2.op.A_logs'])
+    assert torch.equal(model.bbox_head.cls_towers[2][2].bias,
+                       official['model.21.cv3.2.2.bias'])
+
+
+def test_converter_is_idempotent_unwraps_and_reports(densekit_state_dicts):
+    official = official_state_dict('T')
+    converted, _ = convert_mamba_yolo(official)
+    again, unconverted = convert_mamba_yolo(converted)
+    assert again == converted and unconverted == []
+    # ultralytics {'ema': module}, mmengine {'state_dict': ...}
+    holder = nn.Module()
+    holder.model = nn.Sequential(nn.Conv2d(1, 1, 1))
+    ema_out, unconverted = convert_mamba_yolo({'ema': holder, 'model': None})
+    assert ema_out == {} and unconverted == ['model.0.weight', 'model.0.bias']
+    wrapped, _ = convert_mamba_yolo({'state_dict': official})
+    assert sorted(wrapped) == sorted(converted)
+    # unknown keys are reported, never passed through
+    extra = dict(official, **{'model.22.foo': torch.zeros(1),
+                              'other.weight': torch.zeros(1)})
+    converted2, unconverted = convert_mamba_yolo(extra)
+    assert unconverted == ['model.22.foo', 'other.weight']
+    assert sorted(converted2) == sorted(converted)
+    with pytest.raises(TypeError, match='state dict'):
+        convert_mamba_yolo([1, 2])
+
+
+def test_converter_tool_checks_against_config(tmp_path, capsys):
+    import importlib.util
+    import os.path as osp
+
+    from tests.conftest import ROOT
+    spec = importlib.util.spec_from_file_location(
+        'mamba_yolo_to_densekit',
+        osp.join(ROOT, 'tools', 'model_converters',
+                 'mamba_yolo_to_densekit.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
+    torch.save(official_state_dict('T'), src)
+    config = osp.join(ROOT, 'configs', 'det', 'mamba_yolo_t_coco.py')
+    assert tool.main([str(src), str(dst), '--config', config]) == 0
+    assert 'every key and shape matches' in capsys.readouterr().out
+    saved = torch.load(dst, weights_only=True)
+    assert saved['state_dict']['backbone.stages.0.conv1.conv.weight'].shape \
+        == (16, 3, 3, 3)
+    # a pickled module is refused with the export recipe
+    torch.save({'model': nn.Conv2d(1, 1, 1)}, src)
+    with pytest.raises(RuntimeError, match='--unpickle-model'):
+        tool.main([str(src), str(dst)])
