@@ -12,7 +12,7 @@ TINY_IMG_SIZE = 128
 # images, no random augmentation (so an interrupted + resumed run can be
 # compared with an uninterrupted one), no mosaic wrapper.
 TINY_CONFIG = '''
-_base_ = '{root}/configs/det/yolov8_n_shapes.py'
+_base_ = '{root}/configs/det/{base}'
 data_root = '{data_root}/'
 img_scale = ({img_size}, {img_size})
 pipeline = [
@@ -73,10 +73,12 @@ def tiny_shapes(tmp_path_factory):
 def tiny_config(tiny_shapes, tmp_path):
     """Factory writing a tiny training config; returns its path."""
 
-    def make(max_epochs=2, name='tiny_yolov8.py'):
+    def make(max_epochs=2, name='tiny_yolov8.py',
+             base='yolov8_n_shapes.py'):
         path = tmp_path / name
         path.write_text(TINY_CONFIG.format(
-            root=ROOT, data_root=tiny_shapes, max_epochs=max_epochs,
+            root=ROOT, base=base, data_root=tiny_shapes,
+            max_epochs=max_epochs,
             img_size=TINY_IMG_SIZE))
         return str(path)
 

@@ -43,9 +43,10 @@ def test_amp_refused_on_cpu(tiny_config, tmp_path):
     assert '--amp needs a CUDA device' in res.stdout
 
 
-def test_missing_coco_says_where_and_how_to_override(tmp_path):
-    res = run_tool(['tools/train.py', 'configs/det/yolov8_n_coco.py',
-                    '--work-dir', str(tmp_path)])
+@pytest.mark.parametrize('config', ['configs/det/yolov8_n_coco.py',
+                                    'configs/det/mamba_yolo_coco.py'])
+def test_missing_coco_says_where_and_how_to_override(config, tmp_path):
+    res = run_tool(['tools/train.py', config, '--work-dir', str(tmp_path)])
     assert res.returncode != 0
     assert 'data/coco/annotations/instances_train2017.json' in res.stdout
     assert 'train2017/' in res.stdout
