@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.densekit-env-ok
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow env clean-env learning-benchmark
+.PHONY: demo test test-slow env ext clean-env learning-benchmark
 
 $(STAMP): setup.py tools/setup_env.sh requirements/build.txt requirements/runtime.txt requirements/tests.txt
 	rm -f $(STAMP)
@@ -15,18 +15,23 @@ $(STAMP): setup.py tools/setup_env.sh requirements/build.txt requirements/runtim
 
 env: $(STAMP)
 
-demo: $(STAMP)
+# densekit's C++ ops (densekit/_ext*.so), rebuilt in place when a source
+# under densekit/ops/csrc/ changed (a no-op otherwise)
+ext: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+
+demo: ext
 	PYTHON=$(PY) bash tools/run_demo.sh
 
-test: $(STAMP)
+test: ext
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 # learning checks (minutes each); .ci/run runs them after `make test`
-test-slow: $(STAMP)
+test-slow: ext
 	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
 
 # the README's learning figure: YOLOv8-n on synthetic shapes, <= 15 min
-learning-benchmark: $(STAMP)
+learning-benchmark: ext
 	$(PY) tools/analysis/learning_benchmark.py
 
 clean-env:

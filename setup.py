@@ -1,10 +1,24 @@
-"""pip-installable densekit (``pip install -e .``).
+"""pip-installable densekit (``pip install -e . --no-build-isolation``).
 
 The OpenMMLab stack is fragile to install (mmcv must be compiled for the local
-torch); ``tools/setup_env.sh`` does that.  ``setup.py`` only declares the
-package and its pinned runtime requirements.
+torch); ``tools/setup_env.sh`` does that.  ``setup.py`` declares the package,
+its pinned runtime requirements and densekit's compiled ops
+(``densekit._ext``: the CPU selective scan), built with torch's
+``cpp_extension`` when torch is importable at build time, as mmcv builds its
+ops. ``python setup.py build_ext --inplace`` rebuilds them in a checkout.
+
+Environment variables:
+    DENSEKIT_WITH_OPS=0     skip the compiled ops (densekit then runs its
+                            pure-PyTorch paths, with a one-line warning).
+    DENSEKIT_CPU_FLAGS      compiler flags for the target CPU; default
+                            ``-march=native`` (the ops are built on the
+                            machine that runs them); ``-mavx2 -mfma`` or ``''``
+                            for a portable build.
 """
+import glob
+import os
 import os.path as osp
+import shlex
 
 from setuptools import find_packages, setup
 
@@ -29,6 +43,29 @@ def read_requirements(name):
     return requirements
 
 
+def make_ext_modules():
+    """``(ext_modules, cmdclass)`` for densekit's compiled ops, or empty when
+    torch is not importable or ``DENSEKIT_WITH_OPS=0``."""
+    if os.environ.get('DENSEKIT_WITH_OPS', '1') == '0':
+        return [], {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError:
+        return [], {}
+    sources = sorted(glob.glob(osp.join('densekit', 'ops', 'csrc', '*.cpp')))
+    cpu_flags = shlex.split(os.environ.get('DENSEKIT_CPU_FLAGS',
+                                           '-march=native'))
+    ext = CppExtension(
+        'densekit._ext',
+        sources=sources,
+        # -fopenmp-simd: the `omp simd` loops vectorise (threads come from
+        # at::parallel_for, not from OpenMP pragmas)
+        extra_compile_args={'cxx': ['-O3', '-fopenmp-simd', *cpu_flags]})
+    return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
+
+
+EXT_MODULES, CMDCLASS = make_ext_modules()
+
 setup(
     name='densekit',
     version=read_version(),
@@ -45,6 +82,8 @@ setup(
         'tests': read_requirements('tests.txt'),
         'optional': read_requirements('optional.txt'),
     },
+    ext_modules=EXT_MODULES,
+    cmdclass=CMDCLASS,
     license='Apache License 2.0',
     zip_safe=False,
 )

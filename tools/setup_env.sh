@@ -64,13 +64,21 @@ fi
 
 log "installing runtime and test requirements"
 "${PIP[@]}" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
-"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+# the compiled ops are built in place by the next step (and by `make ext`),
+# not a second time inside pip's editable build
+DENSEKIT_WITH_OPS=0 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+
+log "building densekit's C++ ops in place (densekit/_ext*.so, ~1.5 min)"
+(cd "$ROOT" && "$PY" setup.py -q build_ext --inplace)
 
 log "checking the stack imports together"
 "$PY" - <<'EOF'
 import torch, mmengine, mmcv, mmdet, mmseg
 from mmcv.ops import nms, RoIAlign  # noqa: F401  (compiled ops present)
 import densekit
+from densekit.ops import load_ext
+ext, reason = load_ext()
+assert ext is not None, f'densekit._ext does not import: {reason}'
 print(f"torch {torch.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__}, "
       f"mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, densekit {densekit.__version__}")
 EOF

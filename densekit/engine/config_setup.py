@@ -5,6 +5,7 @@ apply the same precedence (command line > config file > defaults) and the
 same early checks (unknown ``--cfg-options`` keys, unregistered types,
 missing dataset paths, SyncBN without a process group, gloo without CUDA).
 """
+import os
 import os.path as osp
 from typing import Optional
 
@@ -58,7 +59,36 @@ def prepare_config(config_path: str,
                 f'{reverted} SyncBN config(s) turned into BN: no process '
                 'group without --launcher', logger='current')
     select_dist_backend(cfg)
+    apply_selective_scan_impl(cfg)
     check_registered_types(cfg)
     if check_data:
         check_dataset_paths(cfg)
     return cfg
+
+
+def apply_selective_scan_impl(cfg: Config) -> None:
+    """Honour a config's top-level ``selective_scan_impl`` key.
+
+    ``selective_scan_impl = 'pytorch'`` (or ``'auto'``, ``'cpp'``,
+    ``'cuda'``) forces the selective-scan implementation of every SS2D
+    block, as the ``DENSEKIT_SELECTIVE_SCAN`` environment variable does
+    (see :func:`densekit.models.layers.selective_scan.selective_path`); the
+    environment variable, when set, wins, like a command-line flag.
+
+    Raises:
+        ValueError: The value is not one of the implementations.
+    """
+    from densekit.models.layers.selective_scan import ENV_VAR, PATHS
+    impl = cfg.get('selective_scan_impl')
+    if impl is None:
+        return
+    if impl not in PATHS:
+        raise ValueError(f'selective_scan_impl must be one of {PATHS}, but '
+                         f'the config says {impl!r}')
+    if os.environ.get(ENV_VAR):
+        if os.environ[ENV_VAR] != impl:
+            print_log(f'selective_scan_impl={impl!r} in the config is '
+                      f'overridden by {ENV_VAR}={os.environ[ENV_VAR]}',
+                      logger='current')
+        return
+    os.environ[ENV_VAR] = impl

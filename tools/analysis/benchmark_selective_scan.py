@@ -1,7 +1,9 @@
-"""Time the chunked selective scan against the sequential reference loop.
+"""Time densekit's selective scans against the sequential reference loop.
 
 For each sequence length L the script times, on CPU, in float32:
 
+* ``cpp-cpu``: :func:`densekit.models.layers.selective_scan_cpp`, the C++
+  kernel (listed when ``densekit._ext`` is built);
 * ``chunked``: :func:`densekit.models.layers.selective_scan_chunked`;
 * ``reference``: the loop over L of mamba's ``selective_scan_ref``
   (:func:`selective_scan_ref` below, a copy of the one in
@@ -37,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from terminaltables import AsciiTable
 
-from densekit.models.layers import selective_scan_chunked
+from densekit.models.layers import selective_scan_chunked, selective_scan_cpp
+from densekit.ops import load_ext
 
 
 def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None,
@@ -68,6 +71,8 @@ def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None,
 
 IMPLEMENTATIONS = dict(chunked=selective_scan_chunked,
                        reference=selective_scan_ref)
+if load_ext()[0] is not None:
+    IMPLEMENTATIONS = {'cpp-cpu': selective_scan_cpp, **IMPLEMENTATIONS}
 
 
 def make_inputs(batch: int, dim: int, state: int, groups: int, length: int,
@@ -151,17 +156,17 @@ def _case(impl: str, shape: dict, a_scale: float, warmup: int, runs: int,
     return dict(fwd=fwd, both=both, rss_mib=(peak() - rss0) / 1024)
 
 
-def max_abs_diff(shape: dict, a_scale: float) -> float:
+def max_abs_diff(impl: str, shape: dict, a_scale: float) -> float:
     inputs = make_inputs(**shape, a_scale=a_scale)
     with torch.no_grad():
-        ours = selective_scan_chunked(**inputs)
+        ours = IMPLEMENTATIONS[impl](**inputs)
         ref = selective_scan_ref(**inputs)
     return (ours - ref).abs().max().item()
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Chunked selective scan vs the sequential reference')
+        description='Selective scans vs the sequential reference')
     parser.add_argument('--lengths', type=int, nargs='+',
                         default=[1600, 6400], help='sequence lengths L')
     parser.add_argument('--batch', type=int, default=1)
@@ -205,7 +210,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 results[impl] = pool.apply(
                     _case, (impl, shape, args.a_scale, args.warmup,
                             args.runs, args.threads))
-        diff = max_abs_diff(shape, args.a_scale)
         ref = results['reference']
         for impl, res in results.items():
             rows.append([
@@ -216,7 +220,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 f'{np.median(ref["fwd"]) / np.median(res["fwd"]):.1f}x',
                 f'{np.median(ref["both"]) / np.median(res["both"]):.1f}x',
                 f'{res["rss_mib"]:.0f}',
-                f'{diff:.2e}' if impl == 'chunked' else '-'
+                '-' if impl == 'reference' else
+                f'{max_abs_diff(impl, shape, args.a_scale):.2e}'
             ])
     table = AsciiTable([header] + rows)
     for i in range(2, len(header)):

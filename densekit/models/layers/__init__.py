@@ -8,6 +8,7 @@ from .ss2d import SS2D
 __all__ = ['C2fBottleneck', 'C2fLayer', 'SPPFBottleneck', 'cross_scan',
            'cross_merge', 'SS2D', 'LayerNorm2d', 'LSBlock', 'RGBlock',
            'SimpleStem', 'VisionClueMerge', 'VSSBlock', 'XSSBlock']
-from .selective_scan import selective_scan_chunked, selective_scan_fn  # noqa
+from .selective_scan import (selective_scan_chunked, selective_scan_cpp,  # noqa
+                             selective_scan_fn)
 
-__all__ += ['selective_scan_fn', 'selective_scan_chunked']
+__all__ += ['selective_scan_fn', 'selective_scan_chunked', 'selective_scan_cpp']

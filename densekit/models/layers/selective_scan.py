@@ -1,4 +1,5 @@
-"""Mamba's S6 selective scan: a chunked, exact pure-PyTorch path and dispatch.
+"""Mamba's S6 selective scan: C++ CPU kernel, chunked pure-PyTorch path, CUDA
+kernels, and the dispatch between them.
 
 The selective scan of Mamba (Gu & Dao, 2023, Algorithm 2) with the shape
 contract of ``state-spaces/mamba:mamba_ssm/ops/selective_scan_interface.py``
@@ -17,12 +18,22 @@ channel ``d`` reads group ``g = d // (D / G)`` of ``B`` and ``C``)::
     h_t  = exp(dt_t * A[d, n]) * h_{t-1} + dt_t * B[g, n, t] * u_t
     y_t  = sum_n C[g, n, t] * h_t + D[d] * u_t
 
-:func:`selective_scan_fn` is the public entry point; it dispatches to a CUDA
-kernel (``mamba_ssm``'s ``selective_scan_cuda`` or VMamba's
-``selective_scan_cuda_core``) when one is importable and the inputs are on
-CUDA, and to :func:`selective_scan_chunked` otherwise. The environment
-variable ``DENSEKIT_SELECTIVE_SCAN`` (``auto``, ``pytorch`` or ``cuda``)
-forces a path; the active path is logged once.
+:func:`selective_scan_fn` is the public entry point and the one place the
+implementation is chosen (:func:`selective_path`):
+
+* ``cpp-cpu``: densekit's C++ kernel (:func:`selective_scan_cpp`,
+  ``densekit/ops/csrc/selective_scan_cpu.cpp``) for CPU inputs when the
+  extension is built;
+* ``cuda (mamba_ssm)`` / ``cuda (selective_scan_cuda_core)``: ``mamba_ssm``'s
+  ``selective_scan_cuda`` or VMamba's kernel for CUDA inputs when importable;
+* ``pytorch-chunked``: :func:`selective_scan_chunked` everywhere else (CPU
+  without the extension, with a one-line warning saying how to build it;
+  CUDA without a kernel; tracing).
+
+The environment variable ``DENSEKIT_SELECTIVE_SCAN`` (``auto``, ``pytorch``,
+``cpp`` or ``cuda``; a config's top-level ``selective_scan_impl`` key sets it
+for ``tools/train.py``/``tools/test.py``) forces a path; the active path is
+logged once.
 
 How the chunked path works (a two-level scan, Blelloch 1990, Sec. 1.4, with
 sequential sweeps at both levels; :func:`_segment_states`): time is cut into
@@ -58,8 +69,14 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
 
+from densekit.ops import BUILD_HINT, load_ext
+
 ENV_VAR = 'DENSEKIT_SELECTIVE_SCAN'
-PATHS = ('auto', 'pytorch', 'cuda')
+PATHS = ('auto', 'pytorch', 'cpp', 'cuda')
+# Steps per chunk of the C++ kernel: the backward pass recomputes a chunk's
+# states into two (CPP_CHUNK, N) buffers (8 KiB at N = 16, in L1) from the
+# state saved at its start (forward memory B * D * N * L / CPP_CHUNK).
+CPP_CHUNK = 64
 # Elements of one (batch, segment, D, N) work buffer (8 MiB in float32); the
 # chunked path keeps 2 of them alive in the forward pass and 3 in the
 # backward pass. On a 2-core Xeon (2 MiB L2 per core), B=1, D=192, N=16,
@@ -78,6 +95,8 @@ CUDA_INSTALL_HINT = (
     'a CUDA toolkit matching torch) or build VMamba\'s kernel (`cd '
     'kernels/selective_scan && pip install .` in the VMamba repository), or '
     f'unset {ENV_VAR} / set {ENV_VAR}=pytorch to use the pure PyTorch path')
+
+_warned_no_ext = []
 
 _logged_paths = set()
 _workspace = threading.local()
@@ -500,15 +519,37 @@ def selective_scan_chunked(u: Tensor,
         torch.Size([2, 8, 100])
     """
     _check_inputs(u, delta, A, B, C, D, delta_bias)
+    _check_chunk_size(chunk_size)
+    batch, dim, length = u.shape
+    chunk, seg_chunks, _ = plan_segments(batch, dim, A.shape[1], length,
+                                         chunk_size)
+    x, dt, A, B, C = _prepare_inputs(u, delta, A, B, C, delta_bias,
+                                     delta_softplus)
+    # autocast would run the inner matmuls in half precision
+    args = (x, dt, A, B, C, chunk, seg_chunks)
+    with torch.autocast(u.device.type, enabled=False):
+        if torch.jit.is_tracing():
+            # jit.trace (e.g. mmengine's FLOP counter) cannot trace a
+            # custom autograd.Function; the plain forward traces fine
+            y = _chunked_scan_forward(*args)[0]
+        else:
+            y = _ChunkedSelectiveScan.apply(*args)
+    return _add_skip(y, x, D, u.dtype)
+
+
+def _check_chunk_size(chunk_size: Optional[int]) -> None:
     if chunk_size is not None and (not isinstance(chunk_size, int)
                                    or chunk_size < 1):
         raise ValueError(f'chunk_size must be a positive int or None, but '
                          f'got chunk_size={chunk_size!r}')
-    batch, dim, length = u.shape
+
+
+def _prepare_inputs(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
+                    C: Tensor, delta_bias: Optional[Tensor],
+                    delta_softplus: bool) -> Tuple[Tensor, ...]:
+    """``(u, dt, A, B, C)`` in the compute dtype, ``dt`` the final step size
+    (bias and softplus applied, differentiably), ``B``/``C`` 4-dim."""
     dtype = _compute_dtype(u)
-    chunk, seg_chunks, _ = plan_segments(batch, dim, A.shape[1], length,
-                                         chunk_size)
-    x = u.to(dtype)
     dt = delta.to(dtype)
     if delta_bias is not None:
         dt = dt + delta_bias.to(dtype)[:, None]
@@ -518,25 +559,88 @@ def selective_scan_chunked(u: Tensor,
         B = B.unsqueeze(1)
     if C.dim() == 3:
         C = C.unsqueeze(1)
-    # autocast would run the inner matmuls in half precision
-    args = (x, dt, A.to(dtype), B.to(dtype), C.to(dtype), chunk, seg_chunks)
-    with torch.autocast(u.device.type, enabled=False):
-        if torch.jit.is_tracing():
-            # jit.trace (e.g. mmengine's FLOP counter) cannot trace a
-            # custom autograd.Function; the plain forward traces fine
-            y = _chunked_scan_forward(*args)[0]
-        else:
-            y = _ChunkedSelectiveScan.apply(*args)
+    return u.to(dtype), dt, A.to(dtype), B.to(dtype), C.to(dtype)
+
+
+def _add_skip(y: Tensor, x: Tensor, D: Optional[Tensor],
+              dtype: torch.dtype) -> Tensor:
+    """``y + D x`` (when D is given), cast to the input dtype."""
     if D is not None:
-        y = y + D.to(dtype)[:, None] * x
-    return y.to(u.dtype)
+        y = y + D.to(y.dtype)[:, None] * x
+    return y.to(dtype)
+
+
+# --------------------------------------------------------------------------
+# The C++ CPU kernel
+# --------------------------------------------------------------------------
+class _CppSelectiveScan(torch.autograd.Function):
+    """``y_t = sum_n C_t h_t`` by densekit's C++ kernel (``densekit._ext``);
+    the contract of :class:`_ChunkedSelectiveScan` with ``chunk`` the
+    kernel's checkpoint interval. Between forward and backward it keeps the
+    inputs and the state entering every chunk."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                chunk: int) -> Tensor:
+        ext = load_ext()[0]
+        save = any(ctx.needs_input_grad[:5])
+        y, starts = ext.selective_scan_fwd(u, dt, A, B, C, chunk, save)
+        if save:
+            ctx.save_for_backward(u, dt, A, B, C, starts)
+        ctx.chunk = chunk
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor):
+        u, dt, A, B, C, starts = ctx.saved_tensors
+        du, ddt, dA, dB, dC = load_ext()[0].selective_scan_bwd(
+            u, dt, A, B, C, starts, grad_y, ctx.chunk)
+        return du, ddt, dA, dB, dC, None
+
+
+def selective_scan_cpp(u: Tensor,
+                       delta: Tensor,
+                       A: Tensor,
+                       B: Tensor,
+                       C: Tensor,
+                       D: Optional[Tensor] = None,
+                       delta_bias: Optional[Tensor] = None,
+                       delta_softplus: bool = False,
+                       chunk_size: Optional[int] = None) -> Tensor:
+    """The selective scan by densekit's C++ CPU kernel.
+
+    Same arguments, result and gradients as :func:`selective_scan_chunked`
+    (``chunk_size`` here is the backward pass's recompute interval, default
+    :data:`CPP_CHUNK`); CPU tensors only. Time runs sequentially per channel
+    with the states in SIMD registers, channels in parallel over torch's
+    intra-op threads; float32 (fp16/bf16 computed in float32) and float64.
+
+    Raises:
+        RuntimeError: The extension is not built (the message says how to
+            build it), or the inputs are not on the CPU.
+    """
+    ext, reason = load_ext()
+    if ext is None:
+        raise RuntimeError(f"densekit's C++ selective scan is not built "
+                           f'({reason}); {BUILD_HINT}')
+    _check_inputs(u, delta, A, B, C, D, delta_bias)
+    _check_chunk_size(chunk_size)
+    if u.device.type != 'cpu':
+        raise RuntimeError(f'selective_scan_cpp runs on the CPU, but the '
+                           f'inputs are on {u.device}')
+    x, dt, A, B, C = _prepare_inputs(u, delta, A, B, C, delta_bias,
+                                     delta_softplus)
+    with torch.autocast('cpu', enabled=False):
+        y = _CppSelectiveScan.apply(x, dt, A, B, C,
+                                    chunk_size or CPP_CHUNK)
+    return _add_skip(y, x, D, u.dtype)
 
 
 def _log_path_once(path: str) -> None:
     if path not in _logged_paths:
         _logged_paths.add(path)
         print_log(
-            f'selective scan: {path} (set {ENV_VAR}=auto|pytorch|cuda to '
+            f'selective scan: {path} (set {ENV_VAR}=auto|pytorch|cpp|cuda to '
             'choose)', logger='current', level=logging.INFO)
 
 
@@ -608,12 +712,14 @@ def selective_path(u: Tensor) -> str:
     """Which implementation :func:`selective_scan_fn` uses for ``u``.
 
     ``DENSEKIT_SELECTIVE_SCAN`` wins when set: ``pytorch`` always takes the
-    chunked path, ``cuda`` requires a CUDA kernel and CUDA inputs (raises
-    ``RuntimeError`` with the fix otherwise), ``auto`` (the default) takes a
-    CUDA kernel for CUDA inputs when one is importable.
+    chunked path; ``cpp`` requires the built extension and CPU inputs,
+    ``cuda`` a CUDA kernel and CUDA inputs (both raise ``RuntimeError`` with
+    the fix otherwise); ``auto`` (the default) takes the C++ kernel for CPU
+    inputs and a CUDA kernel for CUDA inputs when available, else the
+    chunked path (warning once when the C++ kernel is missing).
 
     Returns:
-        str: ``'pytorch-chunked'``, ``'cuda (mamba_ssm)'`` or
+        str: ``'cpp-cpu'``, ``'pytorch-chunked'``, ``'cuda (mamba_ssm)'`` or
         ``'cuda (selective_scan_cuda_core)'``.
     """
     choice = os.environ.get(ENV_VAR, 'auto').strip().lower() or 'auto'
@@ -621,6 +727,23 @@ def selective_path(u: Tensor) -> str:
         raise ValueError(f'{ENV_VAR} must be one of {PATHS}, but got '
                          f'{choice!r}')
     if choice == 'pytorch':
+        return 'pytorch-chunked'
+    if choice == 'cpp' or (choice == 'auto' and u.device.type == 'cpu'):
+        ext, reason = load_ext()
+        if choice == 'cpp' and (ext is None or u.device.type != 'cpu'):
+            raise RuntimeError(
+                f'{ENV_VAR}=cpp but ' +
+                (f'the inputs are on {u.device}' if ext is not None else
+                 f"densekit's C++ extension is not built ({reason})") +
+                f'; {BUILD_HINT}, or unset {ENV_VAR}')
+        if ext is not None:
+            return 'cpp-cpu'
+        if not _warned_no_ext:
+            _warned_no_ext.append(True)
+            print_log(
+                f"selective scan: densekit's C++ CPU kernel is not built "
+                f'({reason}); using the slower pure-PyTorch path. To build '
+                f'it: {BUILD_HINT}', logger='current', level=logging.WARNING)
         return 'pytorch-chunked'
     name = _import_cuda_scan()[0] if u.is_cuda else None
     if choice == 'cuda' and name is None:
@@ -642,9 +765,10 @@ def selective_scan_fn(u: Tensor,
                       delta_softplus: bool = False) -> Tensor:
     """Mamba's selective scan; signature and shapes of ``mamba_ssm``'s.
 
-    Dispatches (see :func:`selective_path`) to ``mamba_ssm`` /
-    ``selective_scan_cuda_core`` for CUDA inputs when installed, else to
-    :func:`selective_scan_chunked`; logs the active path once.
+    Dispatches (see :func:`selective_path`) to densekit's C++ kernel for
+    CPU inputs, to ``mamba_ssm`` / ``selective_scan_cuda_core`` for CUDA
+    inputs when installed, else to :func:`selective_scan_chunked`; logs the
+    active path once.
 
     Args:
         u (Tensor): r(B D L).
@@ -661,7 +785,12 @@ def selective_scan_fn(u: Tensor,
     """
     _check_inputs(u, delta, A, B, C, D, delta_bias)
     path = selective_path(u)
+    if path == 'cpp-cpu' and torch.jit.is_tracing():
+        path = 'pytorch-chunked'  # a traced graph cannot hold the kernel
     _log_path_once(path)
+    if path == 'cpp-cpu':
+        return selective_scan_cpp(u, delta, A, B, C, D, delta_bias,
+                                  delta_softplus)
     if path == 'pytorch-chunked':
         return selective_scan_chunked(u, delta, A, B, C, D, delta_bias,
                                       delta_softplus)

@@ -73,15 +73,15 @@ def make_inputs(batch=2, dim=8, state=4, groups=2, length=37,
 
 
 def run_both(inputs, use_d=True, use_bias=True, softplus=True,
-             chunk_size=None, backward=True):
-    """Outputs and gradients of the chunked scan and the reference on
-    cloned inputs."""
+             chunk_size=None, backward=True, impl=selective_scan_chunked):
+    """Outputs and gradients of ``impl`` (the chunked scan by default) and
+    the reference on cloned inputs."""
     if not use_d:
         inputs = dict(inputs, D=None)
     if not use_bias:
         inputs = dict(inputs, delta_bias=None)
     results = []
-    for fn in (selective_scan_chunked, selective_scan_ref):
+    for fn in (impl, selective_scan_ref):
         args = {
             k: None if v is None else v.detach().clone().requires_grad_(
                 backward)
@@ -273,17 +273,25 @@ def test_bad_chunk_size_and_complex_a():
             **dict(inputs, A=inputs['A'].to(torch.complex128)))
 
 
-def test_dispatch_on_cpu_uses_chunked_path(monkeypatch):
+def test_dispatch_without_extension_warns_once_and_uses_chunked_path(
+        monkeypatch):
     inputs = make_inputs(length=20)
     messages = []
     monkeypatch.setattr(scan_module, 'print_log',
                         lambda msg, **kw: messages.append(msg))
     monkeypatch.setattr(scan_module, '_logged_paths', set())
+    monkeypatch.setattr(scan_module, '_warned_no_ext', [])
+    monkeypatch.setattr(scan_module, 'load_ext',
+                        lambda: (None, 'ImportError: not built'))
     monkeypatch.delenv(scan_module.ENV_VAR, raising=False)
     assert scan_module.selective_path(inputs['u']) == 'pytorch-chunked'
     y = selective_scan_fn(**inputs, delta_softplus=True)
     selective_scan_fn(**inputs, delta_softplus=True)
-    assert len(messages) == 1 and 'pytorch-chunked' in messages[0]
+    # one warning saying how to build the kernel, one line naming the path
+    assert len(messages) == 2, messages
+    assert 'not built' in messages[0] and 'build_ext --inplace' in \
+        messages[0]
+    assert 'selective scan: pytorch-chunked' in messages[1]
     torch.testing.assert_close(
         y, selective_scan_chunked(**inputs, delta_softplus=True), rtol=0,
         atol=0)
@@ -296,9 +304,15 @@ def test_env_var_forces_and_checks_path(monkeypatch):
     monkeypatch.setenv(scan_module.ENV_VAR, 'cuda')
     with pytest.raises(RuntimeError, match='pip install mamba-ssm'):
         scan_module.selective_path(u)
+    monkeypatch.setenv(scan_module.ENV_VAR, 'cpp')
+    monkeypatch.setattr(scan_module, 'load_ext',
+                        lambda: (None, 'ImportError: not built'))
+    with pytest.raises(RuntimeError, match='C\\+\\+ extension is not built.*'
+                       'build_ext --inplace'):
+        scan_module.selective_path(u)
     monkeypatch.setenv(scan_module.ENV_VAR, 'triton')
     with pytest.raises(ValueError, match=r"one of \('auto', 'pytorch', "
-                       r"'cuda'\), but got 'triton'"):
+                       r"'cpp', 'cuda'\), but got 'triton'"):
         scan_module.selective_path(u)
 
 
