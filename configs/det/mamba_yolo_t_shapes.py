@@ -4,10 +4,11 @@
 # change, channels come from the backbone's feature contract.
 #   python tools/data/make_synthetic.py shapes --out data/synthetic_shapes
 #   python tools/train.py configs/det/mamba_yolo_t_shapes.py
-# Sized for the 15-minute CPU learning benchmark with the pure-PyTorch scan
-# (about 0.2 s per 160x160 image for forward + backward on 2 cores, versus
-# 0.7 s at 256x256): 160x160 inputs, batch 8, the first 1000 training
-# images, 4 epochs.
+# Sized for the 15-minute CPU learning benchmark with the C++ scan kernel
+# (about 0.1 s per 160x160 image for forward + backward on 2 cores; the
+# pure-PyTorch scan is ~3x slower, `tools/analysis/benchmark_train.py`):
+# 160x160 inputs, batch 8, the first 1000 training images, 6 epochs, the
+# last 2 without mosaic.
 _base_ = './yolov8_n_shapes.py'
 
 model = dict(
@@ -55,7 +56,7 @@ train_dataloader = dict(
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_epochs = 4
+max_epochs = 6
 base_lr = 0.002
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
@@ -73,5 +74,5 @@ custom_hooks = [
         update_buffers=True,
         strict_load=False,
         priority=49),
-    dict(type='densekit.CloseMosaicHook', num_last_epochs=1),
+    dict(type='densekit.CloseMosaicHook', num_last_epochs=2),
 ]

@@ -10,16 +10,18 @@
 // as is the skip term D u), matching densekit's pure-PyTorch
 // `_ChunkedSelectiveScan`, which these kernels replace on the CPU.
 //
-// Layout and parallelism. Time runs sequentially per channel with the N
-// states in SIMD registers (GCC/Clang vector extensions: one AVX-512 vector
-// for N = 16 in float32, two AVX2 vectors; N is zero-padded to whole
-// vectors, padded states stay 0). B and C are transposed once to
-// (b, G, L, N) so that every step reads N contiguous values, and exp is a
-// vectorised polynomial (vexp below). The forward pass runs (b, d) channels in parallel
-// (at::parallel_for, torch's intra-op threads) and saves the state entering
-// every chunk of `chunk` steps: O(b D N L / chunk) memory. The backward pass
-// recomputes a chunk's states from its saved start (held in two chunk x N
-// buffers that stay in L1), then runs the adjoint
+// Layout and parallelism (GCC/Clang vector extensions, so one source
+// serves AVX-512, AVX2 and SSE; exp is a vectorised polynomial, vexp). B and
+// C are transposed once to (b, G, L, Np) so that a step reads N contiguous
+// values, N zero-padded to whole vectors (padded states stay 0). The
+// forward pass puts one channel per SIMD lane (16 channels of a group per
+// AVX-512 float32 vector, N state vectors in registers, B and C broadcast),
+// runs blocks of channels in parallel (at::parallel_for, torch's intra-op
+// threads) and saves the state entering every chunk of `chunk` steps:
+// O(b D N L / chunk) memory. The backward pass keeps one channel at a time
+// with its N states across the SIMD lanes, recomputes a chunk's states from
+// its saved start (held in two chunk x N buffers that stay in L1), then runs
+// the adjoint
 //     g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1}
 // backwards through the chunk, as mamba's CUDA kernel does. Its tasks are
 // (b, g, slice of the group's channels); each task accumulates dB and dC of
@@ -28,6 +30,10 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -83,17 +89,26 @@ inline typename Simd<T>::V splat(T x) {
   return typename Simd<T>::V{} + x;
 }
 
-// exp of a float vector (Cephes' expf: k = round(x / ln 2) by the 1.5 * 2^23
-// trick, x - k ln 2 in two parts, degree-6 polynomial, 2^k by building the
-// exponent bits); relative error below 2 ulp on [-87, 88].
+// exp of a float vector (Cephes' expf: k = round(x / ln 2), x - k ln 2 in
+// two parts, degree-6 polynomial, times 2^k); relative error below 2 ulp.
+// With AVX-512, vrndscaleps rounds and vscalefps applies 2^k, which also
+// gives 0 for large negative x and inf for large positive x without clamps.
+#if defined(__AVX512F__)
+inline Simd<float>::V vexp(Simd<float>::V x) {
+  using V = Simd<float>::V;
+  const V k = _mm512_roundscale_ps(x * 1.44269504088896341f,
+                                   _MM_FROUND_TO_NEAREST_INT |
+                                       _MM_FROUND_NO_EXC);
+#else
 inline Simd<float>::V vexp(Simd<float>::V x) {
   using V = Simd<float>::V;
   using I = Simd<float>::I;
   const V lo = splat(-87.0f), hi = splat(88.0f);
   x = x < lo ? lo : x;
   x = x > hi ? hi : x;
-  const V magic = splat(12582912.0f);
+  const V magic = splat(12582912.0f);  // 1.5 * 2^23: x + magic rounds x
   const V k = (x * 1.44269504088896341f + magic) - magic;
+#endif
   V r = x - k * 0.693359375f;
   r = r - k * -2.12194440e-4f;
   V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
@@ -102,8 +117,12 @@ inline Simd<float>::V vexp(Simd<float>::V x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const V e = p * r * r + r + 1.0f;
+#if defined(__AVX512F__)
+  return _mm512_scalef_ps(e, k);
+#else
   const I bits = (__builtin_convertvector(k, I) + 127) << 23;
   return e * __builtin_bit_cast(V, bits);
+#endif
 }
 
 // float64 (parity tests, not speed): libm's exp per lane.
@@ -159,34 +178,73 @@ struct ChannelGrads {
   T* __restrict__ dCt;  // (L, Np)
 };
 
-// kNV > 0: vectors per state known at compile time (the states stay in
-// registers); 0: nv_rt vectors, kept in `scratch`.
-template <typename T, int kNV>
-void forward_channel(const Channel<T>& ch, T* __restrict__ y,
-                     T* __restrict__ starts, int64_t length, int nv_rt,
-                     int64_t chunk, typename Simd<T>::V* scratch) {
+// One block of up to kLanes<T> channels of one (batch, group), one channel
+// per SIMD lane, forward in time. Inputs, outputs and chunk starts are in
+// the tensors' (channel, time) layouts; each chunk of time is gathered into
+// (time, lane) tiles first. kN > 0: N known at compile time (the N state
+// vectors stay in registers); 0: any N, states in `h_scratch`.
+template <typename T>
+struct Block {
+  const T* __restrict__ u;   // (nc, L) rows of stride L
+  const T* __restrict__ dt;  // (nc, L)
+  const T* __restrict__ Bt;  // (L, Np) of the group
+  const T* __restrict__ Ct;  // (L, Np)
+  T* __restrict__ y;         // (nc, L)
+  T* __restrict__ starts;    // (nc, num_chunks, Np) or nullptr
+  int nc;                    // channels in the block, <= kLanes<T>
+};
+
+template <typename T, int kN>
+void forward_block(const Block<T>& blk, const T* __restrict__ A_lanes,
+                   int64_t length, int64_t n_rt, int64_t np, int64_t chunk,
+                   T* __restrict__ tiles,
+                   typename Simd<T>::V* __restrict__ h_scratch) {
   using V = typename Simd<T>::V;
-  constexpr int L_ = kLanes<T>;
-  const int nv = kNV > 0 ? kNV : nv_rt;
-  V local[kNV > 0 ? kNV : 1];
-  V* __restrict__ h = kNV > 0 ? local : scratch;
-  for (int j = 0; j < nv; ++j) h[j] = V{};
-  for (int64_t t0 = 0, k = 0; t0 < length; t0 += chunk, ++k) {
-    if (starts != nullptr) {
-      for (int j = 0; j < nv; ++j) store(starts + (k * nv + j) * L_, h[j]);
-    }
-    const int64_t t1 = std::min(length, t0 + chunk);
-    for (int64_t t = t0; t < t1; ++t) {
-      const T dt = ch.dt[t];
-      const T dtu = dt * ch.u[t];
-      const T* __restrict__ b = ch.Bt + t * nv * L_;
-      const T* __restrict__ c = ch.Ct + t * nv * L_;
-      V acc{};
-      for (int j = 0; j < nv; ++j) {
-        h[j] = decay(dt, load(ch.A + j * L_)) * h[j] + dtu * load(b + j * L_);
-        acc += load(c + j * L_) * h[j];
+  constexpr int W = kLanes<T>;
+  const int64_t N = kN > 0 ? kN : n_rt;
+  const int64_t num_chunks = (length + chunk - 1) / chunk;
+  V local[kN > 0 ? kN : 1];
+  V* __restrict__ h = kN > 0 ? local : h_scratch;
+  for (int64_t n = 0; n < N; ++n) h[n] = V{};
+  // three (min(chunk, L), W) tiles
+  const int64_t tile = std::min(chunk, length) * W;
+  T* __restrict__ tile_u = tiles;
+  T* __restrict__ tile_dt = tiles + tile;
+  T* __restrict__ tile_y = tiles + 2 * tile;
+  const V lo = splat(static_cast<T>(kLogDecayMin));
+  for (int64_t k = 0; k < num_chunks; ++k) {
+    const int64_t t0 = k * chunk, rows = std::min(chunk, length - t0);
+    if (blk.starts != nullptr) {
+      for (int lane = 0; lane < blk.nc; ++lane) {
+        T* dst = blk.starts + (lane * num_chunks + k) * np;
+        for (int64_t n = 0; n < N; ++n) dst[n] = h[n][lane];
       }
-      y[t] = hsum<T>(acc);
+    }
+    for (int lane = 0; lane < W; ++lane) {  // gather; idle lanes get 0
+      const bool on = lane < blk.nc;
+      const T* __restrict__ su = blk.u + lane * length + t0;
+      const T* __restrict__ sd = blk.dt + lane * length + t0;
+      for (int64_t i = 0; i < rows; ++i) {
+        tile_u[i * W + lane] = on ? su[i] : T(0);
+        tile_dt[i * W + lane] = on ? sd[i] : T(0);
+      }
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+      const V dtv = load(tile_dt + i * W);
+      const V dtu = dtv * load(tile_u + i * W);
+      const T* __restrict__ b = blk.Bt + (t0 + i) * np;
+      const T* __restrict__ c = blk.Ct + (t0 + i) * np;
+      V acc{};
+      for (int64_t n = 0; n < N; ++n) {
+        const V la = dtv * load(A_lanes + n * W);
+        h[n] = vexp(la < lo ? lo : la) * h[n] + dtu * b[n];
+        acc += c[n] * h[n];
+      }
+      store(tile_y + i * W, acc);
+    }
+    for (int lane = 0; lane < blk.nc; ++lane) {  // scatter
+      T* __restrict__ dy = blk.y + lane * length + t0;
+      for (int64_t i = 0; i < rows; ++i) dy[i] = tile_y[i * W + lane];
     }
   }
 }
@@ -305,6 +363,17 @@ void with_vectors_per_state(int nv, Fn&& fn) {
   }
 }
 
+// Calls fn(std::integral_constant<int, kN>) with kN = N for N = 16 (Mamba,
+// VMamba, Mamba YOLO) and 8, else kN = 0 (any N).
+template <typename Fn>
+void with_state_size(int64_t N, Fn&& fn) {
+  switch (N) {
+    case 16: fn(std::integral_constant<int, 16>()); break;
+    case 8: fn(std::integral_constant<int, 8>()); break;
+    default: fn(std::integral_constant<int, 0>()); break;
+  }
+}
+
 template <typename T>
 int vectors_per_state(int64_t N) {
   return static_cast<int>((N + kLanes<T> - 1) / kLanes<T>);
@@ -342,8 +411,9 @@ std::vector<at::Tensor> selective_scan_fwd(const at::Tensor& u_in,
   const int64_t per_group = dim / groups;
   const int64_t num_chunks = (length + chunk - 1) / chunk;
   at::Tensor y = at::empty_like(u);
+  // zeros: the forward writes the N real states, padded ones stay 0
   at::Tensor starts =
-      save_states ? at::empty({batch, dim, num_chunks, np}, u.options())
+      save_states ? at::zeros({batch, dim, num_chunks, np}, u.options())
                   : at::empty({0}, u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_fwd", [&] {
     using T = scalar_t;
@@ -355,20 +425,36 @@ std::vector<at::Tensor> selective_scan_fwd(const at::Tensor& u_in,
     const T* Cp = Ct.data_ptr<T>();
     T* yp = y.data_ptr<T>();
     T* sp = save_states ? starts.data_ptr<T>() : nullptr;
-    with_vectors_per_state(nv, [&](auto nv_const) {
-      constexpr int kNV = decltype(nv_const)::value;
-      at::parallel_for(0, batch * dim, 1, [&](int64_t begin, int64_t end) {
-        std::vector<V> scratch(kNV > 0 ? 0 : nv);
-        for (int64_t i = begin; i < end; ++i) {
-          const int64_t b = i / dim, d = i % dim, g = d / per_group;
-          const int64_t bc = (b * groups + g) * length * np;
-          const Channel<T> ch{up + i * length, dtp + i * length, Ap + d * np,
-                              Bp + bc, Cp + bc};
-          forward_channel<T, kNV>(ch, yp + i * length,
-                                  sp ? sp + i * num_chunks * np : nullptr,
-                                  length, nv, chunk, scratch.data());
-        }
-      });
+    constexpr int W = kLanes<T>;
+    const int64_t blocks = (per_group + W - 1) / W;  // per (batch, group)
+    with_state_size(N, [&](auto n_const) {
+      constexpr int kN = decltype(n_const)::value;
+      at::parallel_for(
+          0, batch * groups * blocks, 1, [&](int64_t begin, int64_t end) {
+            std::vector<T> tiles(3 * std::min(chunk, length) * W);
+            std::vector<T> A_lanes(N * W);
+            std::vector<V> h_scratch(kN > 0 ? 0 : N);
+            for (int64_t task = begin; task < end; ++task) {
+              const int64_t b = task / (groups * blocks);
+              const int64_t g = (task / blocks) % groups;
+              const int64_t c0 = g * per_group + (task % blocks) * W;
+              const int nc = static_cast<int>(
+                  std::min<int64_t>(W, (g + 1) * per_group - c0));
+              for (int64_t n = 0; n < N; ++n) {  // A as (n, lane)
+                for (int lane = 0; lane < W; ++lane) {
+                  A_lanes[n * W + lane] =
+                      lane < nc ? Ap[(c0 + lane) * np + n] : T(0);
+                }
+              }
+              const int64_t row = (b * dim + c0) * length;
+              const int64_t bc = (b * groups + g) * length * np;
+              const Block<T> blk{
+                  up + row, dtp + row, Bp + bc, Cp + bc, yp + row,
+                  sp ? sp + (b * dim + c0) * num_chunks * np : nullptr, nc};
+              forward_block<T, kN>(blk, A_lanes.data(), length, N, np, chunk,
+                                   tiles.data(), h_scratch.data());
+            }
+          });
     });
   });
   return {y, starts};
