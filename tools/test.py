@@ -26,7 +26,9 @@ def parse_args():
     parser.add_argument('--work-dir', help='the dir to save evaluation logs')
     parser.add_argument(
         '--out', type=str,
-        help='dump predictions to a pickle file (mmdet DumpDetResults)')
+        help='detection: dump predictions to a .pkl file (mmdet '
+        'DumpDetResults); segmentation: a folder for the predicted label '
+        'maps (PNG, as mmseg\'s tools/test.py)')
     parser.add_argument(
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
@@ -69,9 +71,14 @@ def main():
         if args.show_dir:
             hook['test_out_dir'] = args.show_dir
 
+    is_seg = cfg.get('default_scope') == 'mmseg'
+    if args.out is not None and is_seg:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
-    if args.out is not None:
+    if args.out is not None and not is_seg:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out must be a .pkl file, got {args.out}')
         from mmdet.evaluation import DumpDetResults

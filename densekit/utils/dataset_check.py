@@ -19,6 +19,9 @@ DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # (pattern on the lower-cased path, how to get the data); the first match
 # wins, so 'synthetic' goes before the public datasets it may imitate.
 _DATA_HINTS = (
+    (re.compile(r'synthetic_shapes_seg|shapes_seg'),
+     'synthetic data: python tools/data/make_synthetic.py shapes_seg '
+     '--out {data_root}'),
     (re.compile(r'synthetic'),
      'synthetic data: python tools/data/make_synthetic.py shapes '
      '--out {data_root}'),
@@ -104,6 +107,32 @@ def _collect(dataset: Any, key: str, missing: List[MissingPath]) -> None:
             if not _is_remote(path) and not osp.exists(path):
                 missing.append(
                     MissingPath(f'{key}.data_prefix.{name}', path, data_root))
+            elif (name == 'seg_map_path' and not _is_remote(path)
+                  and _is_cityscapes(dataset, path)):
+                suffix = dataset.get('seg_map_suffix',
+                                     CITYSCAPES_SEG_MAP_SUFFIX)
+                if not _has_file_ending(path, suffix):
+                    missing.append(MissingPath(
+                        f'{key}.data_prefix.seg_map_path',
+                        osp.join(path, '<city>', '*' + suffix), data_root))
+
+
+# mmseg's CityscapesDataset label maps, made by its cityscapes converter
+CITYSCAPES_SEG_MAP_SUFFIX = '_gtFine_labelTrainIds.png'
+
+
+def _is_cityscapes(dataset: Mapping, path: str) -> bool:
+    return 'cityscapes' in str(dataset.get('type', '')).lower() or \
+        'gtfine' in path.lower()
+
+
+def _has_file_ending(root: str, suffix: str) -> bool:
+    """Whether any file under ``root`` ends with ``suffix`` (stops at the
+    first one)."""
+    for _, _, files in os.walk(root):
+        if any(f.endswith(suffix) for f in files):
+            return True
+    return False
 
 
 def find_missing_dataset_paths(cfg: Any) -> List[MissingPath]:

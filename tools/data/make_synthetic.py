@@ -4,10 +4,13 @@ Usage (from the repository root; densekit need not be installed)::
 
     python tools/data/make_synthetic.py shapes --out data/synthetic_shapes \
         --num-train 2000 --num-val 200 --img-size 256 --seed 0 [--overwrite]
+    python tools/data/make_synthetic.py shapes_seg \
+        --out data/synthetic_shapes_seg
 
-Each task is a sub-command with its own options; only ``shapes`` (COCO-format
-detection and instance segmentation) exists so far. An existing dataset made
-with the same options is reused unless ``--overwrite`` is given.
+Each task is a sub-command with its own options: ``shapes`` (COCO-format
+detection and instance segmentation), ``shapes_seg`` (the same images as
+semantic segmentation in ADE20K's layout). An existing dataset made with the
+same options is reused unless ``--overwrite`` is given.
 """
 import argparse
 import os.path as osp
@@ -74,10 +77,55 @@ def run_shapes(args: argparse.Namespace) -> None:
         print(f'    annotations: {info["ann_files"][split]}')
 
 
+def add_shapes_seg_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--out',
+        default='data/synthetic_shapes_seg',
+        help='dataset root (the config data_root)')
+    parser.add_argument('--num-train', type=int, default=2000)
+    parser.add_argument('--num-val', type=int, default=200)
+    parser.add_argument('--img-size', type=int, default=256)
+    parser.add_argument('--max-objects', type=int, default=6)
+    parser.add_argument(
+        '--min-label-area', type=int, default=0,
+        help='visible shapes smaller than this (px) are labelled 0')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='regenerate even if a dataset with these options exists')
+
+
+def run_shapes_seg(args: argparse.Namespace) -> None:
+    from densekit.datasets.synthetic import generate_shapes_ade
+
+    start = time.time()
+    info = generate_shapes_ade(
+        args.out, num_train=args.num_train, num_val=args.num_val,
+        img_size=args.img_size, max_objects=args.max_objects,
+        min_label_area=args.min_label_area, seed=args.seed,
+        overwrite=args.overwrite)
+    action = ('reused existing dataset (same options; pass --overwrite to '
+              'regenerate)' if info['reused'] else
+              f'generated in {time.time() - start:.1f}s')
+    print(f'synthetic shapes segmentation (ADE20K layout) in '
+          f'{info["out_dir"]}: {action}')
+    for split in ('training', 'validation'):
+        print(f'  {split}: {info["num_images"][split]} images')
+        print(f'    images:      {info["img_dirs"][split]}')
+        print(f'    annotations: {info["ann_dirs"][split]}')
+    total = sum(info['pixel_counts'].values())
+    print('  training pixels: ' + ', '.join(
+        f'{name} {100 * n / total:.1f}%'
+        for name, n in info['pixel_counts'].items()))
+
+
 # task name -> (help, add its arguments, run it)
 TASKS = {
     'shapes': ('COCO-format detection and instance segmentation of circles, '
                'squares, triangles and stars', add_shapes_args, run_shapes),
+    'shapes_seg': ('the shapes images as semantic segmentation, ADE20K '
+                   'layout', add_shapes_seg_args, run_shapes_seg),
 }
 
 

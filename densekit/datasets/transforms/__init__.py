@@ -1,9 +1,10 @@
 """Data transforms, registered in :data:`densekit.registry.TRANSFORMS`."""
+from .check_seg_labels import CheckSegLabels
 from .loading import (LoadImageFromFileSafe, get_skipped_images,
                       reset_skipped_images)
 from .yolo_hsv_random_aug import YOLOHSVRandomAug
 
 __all__ = [
     'LoadImageFromFileSafe', 'get_skipped_images', 'reset_skipped_images',
-    'YOLOHSVRandomAug'
+    'YOLOHSVRandomAug', 'CheckSegLabels'
 ]

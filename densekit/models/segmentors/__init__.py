@@ -1,0 +1,3 @@
+from .seg_encoder_decoder import SegEncoderDecoder
+
+__all__ = ['SegEncoderDecoder']
