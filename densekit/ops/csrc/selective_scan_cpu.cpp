@@ -388,6 +388,36 @@ int lanes_for(const at::Tensor& u) {
   return u.scalar_type() == at::kDouble ? kLanes<double> : kLanes<float>;
 }
 
+// Checked inputs in the kernels' layouts: u, dt contiguous (b, D, L); A
+// (D, Np), B and C transposed to (b, G, L, Np), N zero-padded to Np.
+struct ScanInputs {
+  at::Tensor u, dt, A, Bt, Ct;
+  int64_t batch, dim, length, groups, N, np, per_group, num_chunks;
+  int nv;  // SIMD vectors per state row
+};
+
+ScanInputs prepare_inputs(const at::Tensor& u_in, const at::Tensor& dt_in,
+                          const at::Tensor& A_in, const at::Tensor& B_in,
+                          const at::Tensor& C_in, int64_t chunk) {
+  check_inputs(u_in, dt_in, A_in, B_in, C_in, chunk);
+  ScanInputs in;
+  in.u = u_in.contiguous();
+  in.dt = dt_in.contiguous();
+  in.batch = in.u.size(0);
+  in.dim = in.u.size(1);
+  in.length = in.u.size(2);
+  in.groups = B_in.size(1);
+  in.N = A_in.size(1);
+  in.nv = vectors_for(in.u, in.N);
+  in.np = in.nv * lanes_for(in.u);
+  in.A = pad_last(A_in, in.np);
+  in.Bt = pad_last(B_in.transpose(2, 3), in.np);
+  in.Ct = pad_last(C_in.transpose(2, 3), in.np);
+  in.per_group = in.dim / in.groups;
+  in.num_chunks = (in.length + chunk - 1) / chunk;
+  return in;
+}
+
 }  // namespace
 
 // y (b, D, L) and, when save_states, the state entering every chunk of
@@ -399,17 +429,11 @@ std::vector<at::Tensor> selective_scan_fwd(const at::Tensor& u_in,
                                            const at::Tensor& B_in,
                                            const at::Tensor& C_in,
                                            int64_t chunk, bool save_states) {
-  check_inputs(u_in, dt_in, A_in, B_in, C_in, chunk);
-  const at::Tensor u = u_in.contiguous(), dt = dt_in.contiguous();
-  const int64_t batch = u.size(0), dim = u.size(1), length = u.size(2);
-  const int64_t groups = B_in.size(1), N = A_in.size(1);
-  const int nv = vectors_for(u, N);
-  const int64_t np = nv * lanes_for(u);
-  const at::Tensor A = pad_last(A_in, np);
-  const at::Tensor Bt = pad_last(B_in.transpose(2, 3), np);  // (b, G, L, Np)
-  const at::Tensor Ct = pad_last(C_in.transpose(2, 3), np);
-  const int64_t per_group = dim / groups;
-  const int64_t num_chunks = (length + chunk - 1) / chunk;
+  const ScanInputs in = prepare_inputs(u_in, dt_in, A_in, B_in, C_in, chunk);
+  const at::Tensor &u = in.u, &dt = in.dt, &A = in.A, &Bt = in.Bt, &Ct = in.Ct;
+  const int64_t batch = in.batch, dim = in.dim, length = in.length;
+  const int64_t groups = in.groups, N = in.N, np = in.np;
+  const int64_t per_group = in.per_group, num_chunks = in.num_chunks;
   at::Tensor y = at::empty_like(u);
   // zeros: the forward writes the N real states, padded ones stay 0
   at::Tensor starts =
@@ -466,19 +490,14 @@ std::vector<at::Tensor> selective_scan_bwd(
     const at::Tensor& u_in, const at::Tensor& dt_in, const at::Tensor& A_in,
     const at::Tensor& B_in, const at::Tensor& C_in,
     const at::Tensor& starts_in, const at::Tensor& dy_in, int64_t chunk) {
-  check_inputs(u_in, dt_in, A_in, B_in, C_in, chunk);
-  const at::Tensor u = u_in.contiguous(), dt = dt_in.contiguous();
-  const int64_t batch = u.size(0), dim = u.size(1), length = u.size(2);
-  const int64_t groups = B_in.size(1), N = A_in.size(1);
-  const int nv = vectors_for(u, N);
-  const int64_t np = nv * lanes_for(u);
-  const at::Tensor A = pad_last(A_in, np);
-  const at::Tensor Bt = pad_last(B_in.transpose(2, 3), np);
-  const at::Tensor Ct = pad_last(C_in.transpose(2, 3), np);
+  const ScanInputs in = prepare_inputs(u_in, dt_in, A_in, B_in, C_in, chunk);
+  const at::Tensor &u = in.u, &dt = in.dt, &A = in.A, &Bt = in.Bt, &Ct = in.Ct;
+  const int64_t batch = in.batch, dim = in.dim, length = in.length;
+  const int64_t groups = in.groups, N = in.N, np = in.np;
+  const int nv = in.nv;
+  const int64_t per_group = in.per_group, num_chunks = in.num_chunks;
   const at::Tensor dy = dy_in.to(u.scalar_type()).contiguous();
   const at::Tensor starts = starts_in.contiguous();
-  const int64_t per_group = dim / groups;
-  const int64_t num_chunks = (length + chunk - 1) / chunk;
   TORCH_CHECK(dy.sizes() == u.sizes(),
               "selective_scan_bwd: dy must have u's shape");
   TORCH_CHECK(starts.dim() == 4 && starts.size(0) == batch &&
