@@ -1,4 +1,4 @@
-"""Detect objects in images; save annotated copies and a JSON of predictions.
+"""Detect objects in (or segment) images; save annotated copies and a JSON.
 
 Examples:
     python demo/image_demo.py data/synthetic_shapes/val \
@@ -9,6 +9,14 @@ Examples:
 INPUTS are image files, folders (their images, not recursive) or glob
 patterns (quote them; ``**`` recurses). Writes ``OUT/vis/<name>.jpg`` and
 ``OUT/predictions.json`` and logs one line per image, ultralytics style.
+A segmentation config (``default_scope='mmseg'``) goes through the same
+command: the visualisation is a coloured class overlay with a legend, the
+label maps are written to ``OUT/masks/<name>.png`` (class index per pixel)
+and the JSON lists each image's class areas::
+
+    python demo/image_demo.py data/synthetic_shapes_seg/images/validation \
+        --config configs/seg/upernet_yolov8-n_shapes.py \
+        --weights work_dirs/upernet_yolov8-n_shapes/iter_1600.pth --limit 8
 
 Exit status: 0 on success; 1 if an input file is missing or unreadable (the
 other images are still processed, every bad file is named); 2 if an input
@@ -21,16 +29,18 @@ import os
 import os.path as osp
 import sys
 from collections import Counter
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
-from densekit.apis import (DetInferencer, DetResult,  # noqa: E402
-                           draw_detections, read_image)
+from densekit.apis import (DetResult, SegInferencer,  # noqa: E402
+                           SegResult, build_inferencer, draw_detections,
+                           draw_segmentation, read_image)
 from densekit.apis.det_inferencer import TIMING_STAGES  # noqa: E402
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -67,8 +77,12 @@ def collect_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
     return list(dict.fromkeys(files)), unmatched
 
 
-def describe(result: DetResult) -> str:
-    """'3 circles, 1 star' in class-index order, or '(no detections)'."""
+def describe(result: Union[DetResult, SegResult]) -> str:
+    """'3 circles, 1 star' in class-index order, or '(no detections)';
+    for segmentation 'background 91%, circle 6%', largest first."""
+    if isinstance(result, SegResult):
+        areas = sorted(result.class_fractions().items(), key=lambda kv: -kv[1])
+        return ', '.join(f'{name} {frac:.0%}' for name, frac in areas)
     if len(result) == 0:
         return '(no detections)'
     counts = Counter(zip(result.labels.tolist(), result.class_names))
@@ -89,7 +103,8 @@ def _vis_name(path: str, used: set) -> str:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Detect objects in images with a densekit detector')
+        description='Detect objects in (or segment) images with a densekit '
+        'model')
     parser.add_argument(
         'inputs', nargs='+', help='image files, folders or glob patterns')
     parser.add_argument('--config', required=True, help='model config file')
@@ -121,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         files = files[:args.limit]
 
     try:
-        inferencer = DetInferencer(
+        inferencer = build_inferencer(
             args.config,
             args.weights,
             device=args.device,
@@ -147,21 +162,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         height, width = result.img_shape
         print(f'{prefix} {height}x{width} {describe(result)}, '
               f'{result.timings_ms["inference"]:.1f}ms')
-        vis = draw_detections(img, result, inferencer.palette)
-        out_file = osp.join(vis_dir, _vis_name(path, used_names))
+        is_seg = isinstance(result, SegResult)
+        draw = draw_segmentation if is_seg else draw_detections
+        vis = draw(img, result, inferencer.palette)
+        vis_name = _vis_name(path, used_names)
+        out_file = osp.join(vis_dir, vis_name)
         if not cv2.imwrite(out_file, vis):
             print(f'error: could not write {out_file}', file=sys.stderr)
             return 1
+        if is_seg:
+            mask_dir = osp.join(args.out_dir, 'masks')
+            os.makedirs(mask_dir, exist_ok=True)
+            mask_file = osp.join(mask_dir,
+                                 osp.splitext(vis_name)[0] + '.png')
+            label_map = result.label_map.astype(
+                np.uint8 if len(result.classes) <= 256 else np.uint16)
+            if not cv2.imwrite(mask_file, label_map):
+                print(f'error: could not write {mask_file}', file=sys.stderr)
+                return 1
         for stage in TIMING_STAGES:
             totals[stage] += result.timings_ms[stage]
         record = result.to_dict()
-        predictions.append(
-            dict(
-                file=path,
-                width=width,
-                height=height,
-                instances=record['instances'],
-                timings=record['timings_ms']))
+        entry = dict(file=path, width=width, height=height)
+        if is_seg:
+            entry.update(class_fractions=record['class_fractions'],
+                         mask=osp.join('masks', osp.splitext(vis_name)[0] +
+                                       '.png'))
+        else:
+            entry.update(instances=record['instances'])
+        entry['timings'] = record['timings_ms']
+        predictions.append(entry)
 
     with open(osp.join(args.out_dir, 'predictions.json'), 'w') as f:
         json.dump(predictions, f)
@@ -172,8 +202,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f'{mean["postprocess"]:.1f}ms postprocess per image '
               f'(mean of {len(predictions)}, device '
               f'{inferencer.device.type})')
+    outputs = 'vis/, masks/, predictions.json' if isinstance(
+        inferencer, SegInferencer) else 'vis/, predictions.json'
     print(f'Results saved to {args.out_dir} ({len(predictions)} image(s): '
-          'vis/, predictions.json)')
+          f'{outputs})')
     if bad_files:
         print(
             f'error: {len(bad_files)} input file(s) could not be read: '

@@ -1,4 +1,4 @@
-"""Detect objects in a video and write an annotated copy.
+"""Detect objects in (or segment) a video and write an annotated copy.
 
 Examples:
     python demo/video_demo.py clip.mp4 \
@@ -9,7 +9,10 @@ Frames are read with ``cv2.VideoCapture`` and written with
 ``cv2.VideoWriter`` (``mp4v`` codec, the input's frame rate). Each output
 frame shows its model latency (preprocess + inference + postprocess); the
 run ends with a summary of overall FPS (reading, model, drawing and writing)
-and median model latency. A missing or unreadable video exits with status 1.
+and median model latency. A segmentation config (``default_scope='mmseg'``,
+e.g. ``configs/seg/upernet_yolov8-n_shapes.py``) draws each frame's class
+overlay with a legend instead of boxes. A missing or unreadable video exits
+with status 1.
 """
 import argparse
 import math
@@ -27,7 +30,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
-from densekit.apis import DetInferencer, draw_detections  # noqa: E402
+from densekit.apis import (SegResult, build_inferencer,  # noqa: E402
+                           draw_detections, draw_segmentation)
 from densekit.apis.det_inferencer import TIMING_STAGES  # noqa: E402
 
 DEFAULT_FPS = 25.0  # when the container does not report a frame rate
@@ -35,7 +39,8 @@ DEFAULT_FPS = 25.0  # when the container does not report a frame rate
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Detect objects in a video with a densekit detector')
+        description='Detect objects in (or segment) a video with a densekit '
+        'model')
     parser.add_argument('video', help='input video file')
     parser.add_argument('--config', required=True, help='model config file')
     parser.add_argument('--weights', required=True, help='checkpoint file')
@@ -90,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         total = min(total, args.max_frames) if total > 0 else args.max_frames
 
     try:
-        inferencer = DetInferencer(
+        inferencer = build_inferencer(
             args.config,
             args.weights,
             device=args.device,
@@ -121,7 +126,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             latencies.append(latency)
             for k in TIMING_STAGES:
                 stages[k].append(result.timings_ms[k])
-            vis = draw_detections(frame, result, inferencer.palette)
+            draw = (draw_segmentation if isinstance(result, SegResult) else
+                    draw_detections)
+            vis = draw(frame, result, inferencer.palette)
             cv2.putText(vis, f'frame {len(latencies)}: {latency:.1f} ms',
                         (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                         (255, 255, 255), 1, cv2.LINE_AA)

@@ -2,8 +2,11 @@
 from .det_inferencer import (DetInferencer, DetResult,
                              build_inference_pipeline, draw_detections,
                              read_image)
+from .seg_inferencer import (SegInferencer, SegResult, build_inferencer,
+                             draw_segmentation)
 
 __all__ = [
     'DetInferencer', 'DetResult', 'build_inference_pipeline',
-    'draw_detections', 'read_image'
+    'draw_detections', 'read_image', 'SegInferencer', 'SegResult',
+    'build_inferencer', 'draw_segmentation'
 ]

@@ -4,3 +4,4 @@ Detection is evaluated by mmdet's ``CocoMetric`` (pycocotools, the metric of
 record) from the configs; densekit's own metrics for the other tasks live
 here, one file per metric.
 """
+from .metrics import *  # noqa: F401,F403

@@ -2,6 +2,10 @@
 
 The tensor forward (``model._forward(x)``: backbone, neck and head, without
 the data preprocessor or post-processing) is traced once on a zero input.
+Detectors and segmentors alike: for a segmentor that is the backbone and the
+decode head (auxiliary heads are training-only); a DToP segmentor is counted
+unpruned here, its executed FLOPs with pruning come from
+``tools/analysis/benchmark_dtop.py``.
 
 Examples:
     python tools/analysis/get_flops.py configs/det/yolov8_n_coco.py
@@ -59,6 +63,20 @@ FOOTNOTE = (
     'numbers (thop MACs x 2).\n'
     'ref: ultralytics YOLOv8 README (COCO, 640x640, BN fused into conv); '
     'diff = (measured - ref) / ref; FLOPs are compared only at 640x640.')
+
+
+def _native_mha_macs(inputs, outputs) -> int:
+    """Multiply-adds of ``aten::_native_multi_head_attention`` (the fused
+    ``nn.MultiheadAttention`` of eval mode, used by ViTs), which mmengine
+    has no counter for: q/k/v and output projections plus the two attention
+    products."""
+    from mmengine.analysis.jit_handles import get_shape
+    query, key = get_shape(inputs[0]), get_shape(inputs[1])
+    batch, len_q, dims = query[0], query[-2], query[-1]
+    len_k = key[-2]
+    proj = len_q * dims * dims * 2 + len_k * dims * dims * 2
+    attn = 2 * len_q * len_k * dims
+    return int(batch * (proj + attn))
 
 
 class _TensorForward(nn.Module):
@@ -134,6 +152,8 @@ def count_model_complexity(model: nn.Module,
     try:
         with torch.no_grad():
             analyzer = FlopAnalyzer(_TensorForward(model), (inputs, ))
+            analyzer.set_op_handle('aten::_native_multi_head_attention',
+                                   _native_mha_macs)
             analyzer.unsupported_ops_warnings(False)
             analyzer.uncalled_modules_warnings(False)
             macs = int(analyzer.total())

@@ -50,4 +50,11 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
+# tools/test.py also runs the official cityscapesscripts evaluation (on
+# *_gtFine_labelIds.png) when that optional package is installed, and says
+# once that it is skipped otherwise
+test_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='densekit.CityscapesMetric',
+         output_dir='work_dirs/cityscapes_test_results'),
+]

@@ -1,3 +1,4 @@
+from .dtop_encoder_decoder import DToPEncoderDecoder
 from .seg_encoder_decoder import SegEncoderDecoder
 
-__all__ = ['SegEncoderDecoder']
+__all__ = ['DToPEncoderDecoder', 'SegEncoderDecoder']

@@ -1,3 +1,4 @@
 from .box_ops import bbox_ciou
+from .token_pruning import select_exiting_tokens
 
-__all__ = ['bbox_ciou']
+__all__ = ['bbox_ciou', 'select_exiting_tokens']

@@ -1,0 +1,3 @@
+from .cityscapes_metric import CityscapesMetric, cityscapesscripts_available
+
+__all__ = ['CityscapesMetric', 'cityscapesscripts_available']

@@ -1,0 +1,3 @@
+from .atm_head import ATMHead
+
+__all__ = ['ATMHead']
