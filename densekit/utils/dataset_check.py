@@ -39,7 +39,7 @@ _DATA_HINTS = (
      'gtFine_trainvaltest.zip from '
      'https://www.cityscapes-dataset.com/downloads/ (free account) into '
      '{data_root} (leftImg8bit/{{train,val}}/, gtFine/{{train,val}}/), then '
-     'make *_labelTrainIds.png with mmsegmentation\'s '
+     'make *_labelTrainIds.png with python '
      'tools/dataset_converters/cityscapes.py {data_root}'),
 )
 _GENERIC_HINT = ('check data_root, ann_file and data_prefix in the config '
