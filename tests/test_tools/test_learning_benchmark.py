@@ -35,3 +35,17 @@ def test_detector_reaches_map50_on_synthetic_shapes(config, min_map50,
 def test_upernet_reaches_miou_on_synthetic_shapes(tmp_path):
     _run_benchmark(['--config', 'configs/seg/upernet_yolov8-n_shapes.py',
                     '--min-miou', '0.70'], tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_dtop_prunes_compute_without_losing_miou(tmp_path):
+    """README's DToP table: train the synthetic DToP ViT, then pruning on
+    vs off on the same validation images must save >= 20% of the executed
+    FLOPs, run faster and lose <= 0.5 mIoU points."""
+    res = run_tool(['tools/analysis/benchmark_dtop.py',
+                    'configs/seg/dtop_vit-t-p8_shapes.py', '--work-dir',
+                    str(tmp_path / 'dtop'), '--check'], timeout=3000)
+    print(res.stdout[-3000:])
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert res.stdout.count('\nPASS ') == 3

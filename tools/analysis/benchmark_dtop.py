@@ -233,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     images = results['on']['images']
     print(f'\nDToP benchmark: {args.config}, {checkpoint}; {images} images, '
           f'batch 1, {torch.get_num_threads()} threads, threshold '
-          f"{model.pruning['thresholds']}, top-{model.pruning['keep_topk']}")
+          f"{model.pruning['threshold']}, top-{model.pruning['keep_topk']}")
     print(format_table(results))
     print('GFLOPs: multiply-adds executed (torch FlopCounterMode / 2), the '
           "paper's convention; latency: median per image.")

@@ -39,6 +39,9 @@ class DToPEncoderDecoder(SegEncoderDecoder):
     each inference :attr:`prune_stats` holds the executed work: tokens fed
     to each block (summed over the batch) and tokens exited per stage.
 
+    ``pruning`` may be edited after construction (``model.pruning[
+    'enabled'] = False``), as the benchmark does to compare both modes.
+
     Args:
         pruning (dict): ``enabled`` (bool, default True), ``threshold``
             (float, or one per early exit; default 0.9; >= 1.0 prunes
@@ -113,15 +116,18 @@ class DToPEncoderDecoder(SegEncoderDecoder):
             raise ValueError(f'model.pruning: unknown keys {sorted(unknown)}'
                              ' (expected enabled, threshold, keep_topk)')
         cfg = dict(dict(enabled=True, threshold=0.9, keep_topk=5), **cfg)
+        self._exit_thresholds(cfg['threshold'])
+        return cfg
+
+    def _exit_thresholds(self, threshold) -> List[float]:
+        """One confidence threshold per early exit."""
         num_early = len(self.backbone.out_indices) - 1
-        threshold = cfg['threshold']
         thresholds = (list(threshold) if isinstance(threshold, (list, tuple))
                       else [threshold] * num_early)
         if len(thresholds) != num_early:
             raise ValueError(f'model.pruning.threshold: {len(thresholds)} '
                              f'values for {num_early} early exits')
-        cfg['thresholds'] = [float(t) for t in thresholds]
-        return cfg
+        return [float(t) for t in thresholds]
 
     # -- inference ------------------------------------------------------
     def encode_decode(self, inputs: Tensor,
@@ -178,6 +184,8 @@ class DToPEncoderDecoder(SegEncoderDecoder):
         x, (h, w) = self.embed_tokens(inputs)
         heads = self._exit_heads()
         exits = list(vit.out_indices)
+        thresholds = self._exit_thresholds(self.pruning['threshold'])
+        keep_topk = int(self.pruning['keep_topk'])
         offset = 1 if vit.with_cls_token else 0
         num_patches = h * w
         tokens_per_block = [0] * (exits[-1] + 1)
@@ -201,9 +209,8 @@ class DToPEncoderDecoder(SegEncoderDecoder):
                 if stage == len(exits) - 1:
                     canvas[:, alive] = scores
                     break
-                leaving = select_exiting_tokens(
-                    scores, self.pruning['thresholds'][stage],
-                    self.pruning['keep_topk'])
+                leaving = select_exiting_tokens(scores, thresholds[stage],
+                                                keep_topk)
                 if bool(leaving.any()):
                     canvas[:, alive[leaving]] = scores[:, leaving]
                     staying = ~leaving
