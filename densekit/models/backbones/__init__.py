@@ -1,6 +1,9 @@
 from .base_backbone import BaseBackbone
-from .yolov8_csp_darknet import YOLOv8CSPDarknet
+from .edgenext import EdgeNeXt, convert_edgenext
+from .focalnet import FocalNet, convert_focalnet
 from .mamba_yolo import MambaYOLO, convert_mamba_yolo
+from .yolov8_csp_darknet import YOLOv8CSPDarknet
 
 __all__ = ['BaseBackbone', 'YOLOv8CSPDarknet', 'MambaYOLO',
-           'convert_mamba_yolo']
+           'convert_mamba_yolo', 'EdgeNeXt', 'convert_edgenext', 'FocalNet',
+           'convert_focalnet']

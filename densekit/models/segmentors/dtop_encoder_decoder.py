@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.model import ModuleList
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
 from densekit.models.utils import select_exiting_tokens
@@ -21,7 +22,12 @@ class DToPEncoderDecoder(SegEncoderDecoder):
     ``out_indices`` at the exits (ViT-B: blocks 5, 7, 11); the heads are
     one auxiliary head per early exit (``auxiliary_head[i]`` reads
     ``in_index=i``) and the decode head at the last exit, all token
-    graders such as :class:`~densekit.models.decode_heads.ATMHead`.
+    graders: :class:`~densekit.models.decode_heads.ATMHead` (SegViT, the
+    official DToP setting) or
+    :class:`~densekit.models.decode_heads.TokenClassifierHead` (SETR-style).
+    A grader has ``forward_tokens(tokens) -> outputs`` and
+    ``token_scores(*outputs) -> (B, K, N)`` class scores in [0, 1], and
+    its ``predict`` returns the same scores as a map.
 
     * **Training** (and inference with ``pruning.enabled=False``) is
       mmseg's ``EncoderDecoder``: every block sees every token and every
@@ -107,7 +113,8 @@ class DToPEncoderDecoder(SegEncoderDecoder):
                 if not hasattr(head, method):
                     raise TypeError(f'{key}: {type(head).__name__} cannot '
                                     f'grade tokens (no `{method}`); use '
-                                    'densekit.ATMHead')
+                                    'densekit.ATMHead or '
+                                    'densekit.TokenClassifierHead')
 
     def _check_pruning_cfg(self, cfg: Optional[dict]) -> dict:
         cfg = dict(cfg or {})
@@ -142,8 +149,9 @@ class DToPEncoderDecoder(SegEncoderDecoder):
                 exited_per_stage=[0] * (len(self._exit_heads()) - 1))
             return scores
         scores = self.pruned_scores(inputs)
-        return self.decode_head.predict_by_feat(dict(scores=scores),
-                                                batch_img_metas)
+        # the scores are final: only mmseg's resize to the input remains
+        return BaseDecodeHead.predict_by_feat(self.decode_head, scores,
+                                              batch_img_metas)
 
     def _num_patches(self, inputs: Tensor) -> int:
         h, w = self._token_grid(inputs)

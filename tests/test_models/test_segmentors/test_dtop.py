@@ -16,6 +16,7 @@ from densekit.registry import MODELS
 from tests.conftest import ROOT
 
 NUM_CLASSES = 5
+HEADS = ['ATMHead', 'TokenClassifierHead']  # DToP's two exit-head kinds
 
 
 # -- which tokens exit ---------------------------------------------------
@@ -90,11 +91,16 @@ def test_atm_loss_rejects_labels_out_of_range():
 
 
 # -- the segmentor ----------------------------------------------------------
-def small_dtop(threshold=0.9, **backbone):
+def small_dtop(threshold=0.9, head_type='ATMHead', **backbone):
     init_default_scope('mmseg')
     embed = 48
 
     def head(i):
+        if head_type == 'TokenClassifierHead':
+            return dict(type='densekit.TokenClassifierHead',
+                        in_channels=embed, channels=32,
+                        num_classes=NUM_CLASSES, in_index=i,
+                        loss_decode=dict(type='CrossEntropyLoss'))
         return dict(type='densekit.ATMHead', in_channels=embed, channels=32,
                     num_layers=2, num_heads=4, num_classes=NUM_CLASSES,
                     in_index=i)
@@ -130,19 +136,23 @@ def samples(batch, size=64):
     return out
 
 
-def test_training_uses_every_exit_and_every_token():
+@pytest.mark.parametrize('head_type', HEADS)
+def test_training_uses_every_exit_and_every_token(head_type):
     torch.manual_seed(0)
-    model = small_dtop()
+    model = small_dtop(head_type=head_type)
     model.train()
     losses = model.loss(torch.randn(2, 3, 64, 64), samples(2))
+    terms = (('loss_cls', 'loss_mask', 'loss_dice')
+             if head_type == 'ATMHead' else ('loss_ce', ))
     for prefix in ('decode', 'aux_0', 'aux_1'):
-        for term in ('loss_cls', 'loss_mask', 'loss_dice'):
+        for term in terms:
             assert torch.isfinite(losses[f'{prefix}.{term}'])
     total = sum(v for k, v in losses.items() if 'loss' in k)
     total.backward()
     heads = [model.decode_head, *model.auxiliary_head]
     for head in heads:
-        assert head.queries.weight.grad.abs().sum() > 0
+        first = next(p for p in head.parameters() if p.dim() == 2)
+        assert first.grad.abs().sum() > 0
     assert model.backbone.layers[0].attn.attn.in_proj_weight.grad.abs(
     ).sum() > 0
 
@@ -184,9 +194,10 @@ def predict_both(model, inputs, batch):
     return off, off_stats, on, on_stats
 
 
-def test_threshold_one_is_identical_to_no_pruning():
+@pytest.mark.parametrize('head_type', HEADS)
+def test_threshold_one_is_identical_to_no_pruning(head_type):
     torch.manual_seed(0)
-    model = small_dtop(threshold=1.0)
+    model = small_dtop(threshold=1.0, head_type=head_type)
     inputs = torch.randn(2, 3, 64, 64)
     off, off_stats, on, on_stats = predict_both(model, inputs, 2)
     for a, b in zip(off, on):
@@ -198,11 +209,12 @@ def test_threshold_one_is_identical_to_no_pruning():
         off_stats['tokens_per_block']) == 2 * 64 * 6
 
 
-def test_pruning_removes_tokens_and_flops():
+@pytest.mark.parametrize('head_type', HEADS)
+def test_pruning_removes_tokens_and_flops(head_type):
     torch.manual_seed(0)
     # threshold 0: every token is "easy" at the first exit, so all but the
     # top-2 per predicted class leave the sequence
-    model = small_dtop(threshold=0.0)
+    model = small_dtop(threshold=0.0, head_type=head_type)
     inputs = torch.randn(1, 3, 64, 64)
     off, off_stats, on, on_stats = predict_both(model, inputs, 1)
     per_block = on_stats['tokens_per_block']

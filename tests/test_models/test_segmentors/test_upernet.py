@@ -10,29 +10,15 @@ from mmengine.registry import init_default_scope
 from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
 
-from densekit.models.backbones import BaseBackbone
 from densekit.registry import MODELS
 from tests.conftest import ROOT
-
-# every densekit backbone with small arguments giving strides 4, 8, 16, 32
-BACKBONES = {
-    'YOLOv8CSPDarknet': dict(deepen_factor=0.33, widen_factor=0.125,
-                             last_stage_out_channels=1024,
-                             out_indices=(1, 2, 3, 4)),
-    'MambaYOLO': dict(arch='T', out_indices=(1, 2, 3, 4)),
-}
-
-
-def registered_backbones():
-    import densekit.models  # noqa: F401  (registers everything)
-    return sorted(name for name, cls in MODELS.module_dict.items()
-                  if isinstance(cls, type) and issubclass(cls, BaseBackbone)
-                  and cls is not BaseBackbone)
+from tests.test_models.backbone_cases import BACKBONES, registered_backbones
 
 
 def test_every_backbone_has_a_segmentation_case():
     assert set(registered_backbones()) == set(BACKBONES), (
-        'add the new backbone to BACKBONES so it is tested inside UPerNet')
+        'add the new backbone to tests/test_models/backbone_cases.py so it '
+        'is tested inside every task')
 
 
 def small_upernet(backbone):
@@ -129,7 +115,9 @@ def test_config_builds(path):
     assert cfg.default_scope == 'mmseg'
     num_classes = cfg.model.decode_head.num_classes
     assert model.decode_head.num_classes == num_classes
-    assert model.auxiliary_head.num_classes == num_classes
+    aux = model.auxiliary_head
+    for head in (aux if isinstance(aux, torch.nn.ModuleList) else [aux]):
+        assert head.num_classes == num_classes
     expected = (150 if 'ade20k' in path else 19 if 'cityscapes' in path
                 else 5)
     assert num_classes == expected

@@ -1,0 +1,26 @@
+"""Every registered densekit backbone with small arguments that give four
+outputs at strides 4, 8, 16 and 32: the rows of the cross-task tests
+(``test_cross_task.py``, ``test_segmentors/test_upernet.py``). A new
+backbone must be added here, or those tests fail."""
+from typing import List
+
+BACKBONES = {
+    'YOLOv8CSPDarknet': dict(deepen_factor=0.33, widen_factor=0.125,
+                             last_stage_out_channels=1024,
+                             out_indices=(1, 2, 3, 4)),
+    'MambaYOLO': dict(arch='T', out_indices=(1, 2, 3, 4)),
+    'EdgeNeXt': dict(arch='xxs', out_indices=(0, 1, 2, 3)),
+    'FocalNet': dict(arch=dict(embed_dims=32, depths=(1, 1, 1, 1),
+                               focal_levels=2, focal_windows=3),
+                     out_indices=(0, 1, 2, 3)),
+}
+
+
+def registered_backbones() -> List[str]:
+    """Names of the densekit backbone classes in the registry."""
+    import densekit.models  # noqa: F401  (registers everything)
+    from densekit.models.backbones import BaseBackbone
+    from densekit.registry import MODELS
+    return sorted(name for name, cls in MODELS.module_dict.items()
+                  if isinstance(cls, type) and issubclass(cls, BaseBackbone)
+                  and cls is not BaseBackbone)
