@@ -13,6 +13,13 @@ BACKBONES = {
     'FocalNet': dict(arch=dict(embed_dims=32, depths=(1, 1, 1, 1),
                                focal_levels=2, focal_windows=3),
                      out_indices=(0, 1, 2, 3)),
+    'HorNet': dict(arch=dict(base_dim=16, depths=(1, 1, 1, 1),
+                             gf_sizes=(None, None, (14, 8), (7, 4))),
+                   out_indices=(0, 1, 2, 3)),
+    'SMT': dict(arch=dict(embed_dims=(32, 64, 128, 256), depths=(1, 1, 2, 1),
+                          mlp_ratios=(2, 2, 2, 2), head_conv=3,
+                          sa_num_heads=(-1, -1, 4, 8)),
+                out_indices=(0, 1, 2, 3), drop_path_rate=0.),
 }
 
 

@@ -1,9 +1,12 @@
 from .base_backbone import BaseBackbone
 from .edgenext import EdgeNeXt, convert_edgenext
 from .focalnet import FocalNet, convert_focalnet
+from .hornet import HorNet, convert_hornet
 from .mamba_yolo import MambaYOLO, convert_mamba_yolo
+from .smt import SMT, convert_smt
 from .yolov8_csp_darknet import YOLOv8CSPDarknet
 
 __all__ = ['BaseBackbone', 'YOLOv8CSPDarknet', 'MambaYOLO',
            'convert_mamba_yolo', 'EdgeNeXt', 'convert_edgenext', 'FocalNet',
-           'convert_focalnet']
+           'convert_focalnet', 'HorNet', 'convert_hornet', 'SMT',
+           'convert_smt']

@@ -30,8 +30,9 @@ The LayerNorm closing each stage (official ``norm{i}``) is on the main path
 (the next stage embeds the normalised map) and is also the per-output norm
 of the official detection backbone, so returned maps are the stage outputs.
 
-Sizes (``arch``; ImageNet-1K parameters with the 1000-class head, Table 2
-of the paper; the official README rounds them to 12M / 21M / 32M / 81M):
+Sizes (``arch``; ImageNet-1K parameters with the 1000-class head as
+published in the paper, whose abstract gives 11.5M for T and 32M for B; the
+official README rounds them to 12M / 21M / 32M / 81M):
 
 ====  ===================  =================  ============  ====  ======
 arch  embed_dims           depths             mlp_ratios    stem  params
@@ -44,6 +45,13 @@ L     96, 192, 384, 768    4, 6, 28, 4        8, 6, 4, 2    7x7   80.5M
 
 All sizes: SAM heads (``ca_num_heads``) 4, 4, 4, -; attention heads
 (``sa_num_heads``) -, -, 8, 16; ``expand_ratio`` 2; qkv bias on.
+
+Built from the official definitions these have 11.51M (T), 22.55M (S),
+32.04M (B) and 80.59M (L) parameters. The official ``smt_s`` (depths
+3, 4, 18, 2 in ``models/smt.py`` and ``configs/smt/smt_small_224.yaml``)
+thus has 10% more than the published 20.5M (README: 21M), while its 4.66
+GMACs at 224x224 (attention products excluded, as ptflops counts) match the
+README's 4.7G; the published count, not the architecture, looks off.
 """
 import math
 import re
@@ -396,7 +404,8 @@ class SMT(BaseBackbone):
             :attr:`arch_settings` entry (``embed_dims``, ``depths``,
             ``mlp_ratios``, ``ca_num_heads``, ``sa_num_heads``,
             ``ca_attentions``, ``head_conv``, ``expand_ratio``; optional
-            ``hybrid_stages``). Defaults to 'T'.
+            ``hybrid_stages``, ``qkv_bias``; missing head/ratio keys take
+            the values shared by all official sizes). Defaults to 'T'.
         in_channels (int): Image channels. Defaults to 3.
         out_indices (Sequence[int]): Stages returned. Defaults to
             (0, 1, 2, 3).
@@ -448,8 +457,9 @@ class SMT(BaseBackbone):
                   mlp_ratios=(8, 6, 4, 2), head_conv=7, **_common),
     }
     arch_aliases = {'tiny': 'T', 'small': 'S', 'base': 'B', 'large': 'L'}
-    # ImageNet-1K parameters with the 1000-class head, paper Table 2
-    # (official README: 12M, 21M, 32M, 81M)
+    # ImageNet-1K parameters with the 1000-class head as published (paper;
+    # official README: 12M, 21M, 32M, 81M). The official S definition has
+    # 22.55M (see the module docstring).
     official_params = {'T': 11.5e6, 'S': 20.5e6, 'B': 32.0e6, 'L': 80.5e6}
 
     def __init__(self,

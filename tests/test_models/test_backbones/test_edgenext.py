@@ -68,7 +68,7 @@ def test_feature_contract(arch):
 
 
 def test_out_indices_registry_and_arch_errors():
-    model = MODELS.build(dict(type='EdgeNeXt', arch='x_small',
+    model = MODELS.build(dict(type='densekit.EdgeNeXt', arch='x_small',
                               out_indices=(1, 3)))
     assert isinstance(model, EdgeNeXt)
     assert model.feature_info == [dict(channels=64, stride=8),

@@ -167,7 +167,7 @@ def test_global_local_filter_native_size_and_interleave():
 
 
 def test_out_indices_registry_and_arch_errors():
-    model = MODELS.build(dict(type='HorNet', arch=arch_of('tiny-GF'),
+    model = MODELS.build(dict(type='densekit.HorNet', arch=arch_of('tiny-GF'),
                               out_indices=(1, 3)))
     assert isinstance(model, HorNet)
     assert model.feature_info == [dict(channels=32, stride=8),
