@@ -5,11 +5,13 @@ number of channels and the stride relative to the input image. Necks and heads
 read (and check) that contract instead of repeating channel numbers, and the
 cross-task tests check every registered backbone honours it.
 """
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
+
+from densekit.models.utils.checkpoint import load_pretrained
 
 
 class BaseBackbone(BaseModule):
@@ -77,8 +79,32 @@ class BaseBackbone(BaseModule):
             for param in stage.parameters():
                 param.requires_grad = False
 
+    #: Regexes of keys an ImageNet checkpoint may lack (the per-output
+    #: norms dense prediction adds); see :meth:`init_weights`.
+    pretrained_optional_keys: Tuple[str, ...] = (r'norm\d+\.', )
+
+    def convert_pretrained(self, state_dict: Dict[str, Tensor]
+                           ) -> Dict[str, Tensor]:
+        """Map a checkpoint's state dict onto this class's keys; backbones
+        with released weights in another layout override it (their
+        ``convert_*`` function). Defaults to no change."""
+        return state_dict
+
     def init_weights(self) -> None:
-        super().init_weights()
+        """Random init, or ``init_cfg=dict(type='Pretrained',
+        checkpoint=...)`` loaded through :meth:`convert_pretrained` with a
+        report of missing/unexpected keys; more missing keys than the
+        per-output norms (``init_cfg.allow_missing`` /
+        ``init_cfg.max_missing`` widen it) raise ``ValueError`` instead of
+        training from scratch in silence
+        (:func:`densekit.models.utils.load_pretrained`)."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_pretrained(self, cfg, self.convert_pretrained,
+                            self.pretrained_optional_keys)
+            self._is_init = True
+        else:
+            super().init_weights()
         self._freeze_stages()
 
     def train(self, mode: bool = True) -> 'BaseBackbone':

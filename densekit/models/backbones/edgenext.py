@@ -50,6 +50,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
+from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
 __all__ = ['EdgeNeXt', 'EdgeNeXtClassifier', 'edgenext_classifier',
@@ -489,6 +490,11 @@ def _official_init(module: nn.Module) -> None:
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
 
+    def convert_pretrained(self, state_dict):
+        """Official ImageNet layout -> ours (``init_cfg`` ``Pretrained`` goes
+        through :meth:`BaseBackbone.init_weights`)."""
+        return convert_edgenext(state_dict)
+
 
 class EdgeNeXtClassifier(nn.Module):
     """The official ImageNet model: :class:`EdgeNeXt` (last stage, no output
@@ -554,23 +560,6 @@ _BLOCK_RENAMES = [
 _OURS = re.compile(r'^(backbone\.)?stages\.\d+\.(downsample|blocks)\.')
 
 
-def _unwrap_checkpoint(checkpoint, use_ema: bool) -> Dict[str, Tensor]:
-    if isinstance(checkpoint, nn.Module):
-        return checkpoint.state_dict()
-    if not isinstance(checkpoint, dict):
-        raise TypeError('convert_edgenext expects a state dict or a '
-                        f'checkpoint dict, not {type(checkpoint).__name__}')
-    if use_ema:
-        if not isinstance(checkpoint.get('model_ema'), dict):
-            raise KeyError('convert_edgenext: use_ema=True but the '
-                           "checkpoint has no 'model_ema' state dict")
-        return checkpoint['model_ema']
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
-    return checkpoint
-
-
 def convert_edgenext(checkpoint,
                      with_head: bool = False,
                      use_ema: bool = False) -> Dict[str, Tensor]:
@@ -604,7 +593,9 @@ def convert_edgenext(checkpoint,
         ValueError: On keys that are not part of the official LN/GELU
             EdgeNeXt (e.g. the BatchNorm buffers of ``*_bn_hs`` models).
     """
-    state_dict = _unwrap_checkpoint(checkpoint, use_ema)
+    state_dict = unwrap_state_dict(
+        checkpoint, 'convert_edgenext',
+        ema_key='model_ema' if use_ema else None)
     state_dict = OrderedDict(
         (k[len('module.'):] if k.startswith('module.') else k, v)
         for k, v in state_dict.items())

@@ -37,7 +37,7 @@ focal_level 3 (kernels 3, 5, 7), focal_window 3 in all stages.
 """
 import re
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -46,6 +46,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
+from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
 __all__ = ['FocalNet', 'FocalNetClassifier', 'focalnet_classifier',
@@ -508,34 +509,11 @@ class FocalNet(BaseBackbone):
                 for param in norm.parameters():
                     param.requires_grad = False
 
-    def init_weights(self) -> None:
-        """Random init (done at construction), or load ``init_cfg``'s
-        ``Pretrained`` checkpoint, converting an official one."""
-        cfg = self.init_cfg
-        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
-            super().init_weights()
-            return
-        from mmengine.logging import print_log
-        from mmengine.runner.checkpoint import (CheckpointLoader,
-                                                load_state_dict)
-        checkpoint = CheckpointLoader.load_checkpoint(
-            cfg['checkpoint'], map_location=cfg.get('map_location', 'cpu'),
-            logger='current')
-        state_dict = _unwrap(checkpoint)
-        prefix = cfg.get('prefix')
-        if prefix:
-            prefix = prefix if prefix.endswith('.') else prefix + '.'
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
-                          if k.startswith(prefix)}
-            if not state_dict:
-                raise ValueError(f'FocalNet: no key of {cfg["checkpoint"]} '
-                                 f'starts with {prefix!r}')
-        state_dict = convert_focalnet(state_dict,
-                                      focal_windows=self.focal_windows)
-        print_log(f'FocalNet: load {cfg["checkpoint"]}', logger='current')
-        load_state_dict(self, state_dict, strict=False, logger='current')
-        self._is_init = True
-        self._freeze_stages()
+    def convert_pretrained(self, state_dict):
+        """Official ImageNet/detection layouts -> ours (``init_cfg``
+        ``Pretrained`` goes through :meth:`BaseBackbone.init_weights`)."""
+        return convert_focalnet(state_dict,
+                                focal_windows=self.focal_windows)
 
 
 class FocalNetClassifier(nn.Module):
@@ -598,26 +576,6 @@ _BLOCK_KEYS = re.compile(
 _EMBED_KEYS = re.compile(r'^(proj|norm)\.(weight|bias)$')
 _FOCAL_CONV = re.compile(
     r'^stages\.(\d+)\.blocks\.\d+\.modulation\.focal_convs\.(\d+)\.weight$')
-
-
-def _unwrap(checkpoint) -> Dict[str, Tensor]:
-    """A flat state dict from the checkpoint layouts we accept."""
-    if isinstance(checkpoint, nn.Module):
-        return checkpoint.state_dict()
-    if not isinstance(checkpoint, Mapping):
-        raise TypeError('convert_focalnet expects a state dict, a '
-                        'checkpoint dict or an nn.Module, but got '
-                        f'{type(checkpoint).__name__}')
-    # official: {'model': ..., 'optimizer': ..., ...}; mmengine:
-    # {'state_dict': ...}
-    for key in ('state_dict', 'model'):
-        inner = checkpoint.get(key)
-        if isinstance(inner, (Mapping, nn.Module)):
-            return _unwrap(inner)
-    state_dict = dict(checkpoint)
-    if state_dict and all(k.startswith('module.') for k in state_dict):
-        state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
-    return state_dict
 
 
 def _convert_key(key: str, with_head: bool) -> Optional[str]:
@@ -708,7 +666,7 @@ def convert_focalnet(
     Raises:
         KeyError: For keys this layout does not know (listed).
     """
-    state_dict = _unwrap(checkpoint)
+    state_dict = unwrap_state_dict(checkpoint, 'convert_focalnet')
     if any(k.startswith('backbone.') for k in state_dict):
         # official (or densekit) detector checkpoint: keep the backbone
         state_dict = OrderedDict(

@@ -68,6 +68,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
+from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
 __all__ = ['HorNet', 'HorNetClassifier', 'hornet_classifier',
@@ -493,34 +494,10 @@ class HorNet(BaseBackbone):
                 break
         return tuple(outs)
 
-    def init_weights(self) -> None:
-        """Random init (done at construction), or load ``init_cfg``'s
-        ``Pretrained`` checkpoint, converting an official one and resizing
-        GF complex weights to this model's (as the official loader)."""
-        cfg = self.init_cfg
-        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
-            super().init_weights()
-            return
-        from mmengine.logging import print_log
-        from mmengine.runner.checkpoint import (CheckpointLoader,
-                                                load_state_dict)
-        checkpoint = CheckpointLoader.load_checkpoint(
-            cfg['checkpoint'], map_location=cfg.get('map_location', 'cpu'),
-            logger='current')
-        state_dict = _unwrap_checkpoint(checkpoint, use_ema=False)
-        prefix = cfg.get('prefix')
-        if prefix:
-            prefix = prefix if prefix.endswith('.') else prefix + '.'
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
-                          if k.startswith(prefix)}
-            if not state_dict:
-                raise ValueError(f'HorNet: no key of {cfg["checkpoint"]} '
-                                 f'starts with {prefix!r}')
-        state_dict = convert_hornet(state_dict, gf_sizes=self.gf_sizes)
-        print_log(f'HorNet: load {cfg["checkpoint"]}', logger='current')
-        load_state_dict(self, state_dict, strict=False, logger='current')
-        self._is_init = True
-        self._freeze_stages()
+    def convert_pretrained(self, state_dict):
+        """Official ImageNet/detection layouts -> ours (``init_cfg``
+        ``Pretrained`` goes through :meth:`BaseBackbone.init_weights`)."""
+        return convert_hornet(state_dict, gf_sizes=self.gf_sizes)
 
 
 class HorNetClassifier(nn.Module):
@@ -584,29 +561,6 @@ _OURS = re.compile(r'^(backbone\.)?stages\.\d+\.(downsample|blocks)\.')
 _COMPLEX = re.compile(r'^(backbone\.)?stages\.(\d+)\..*complex_weight$')
 
 
-def _unwrap_checkpoint(checkpoint, use_ema: bool) -> Dict[str, Tensor]:
-    """A flat state dict from the layouts we accept (``module.`` dropped)."""
-    if isinstance(checkpoint, nn.Module):
-        return checkpoint.state_dict()
-    if not isinstance(checkpoint, dict):
-        raise TypeError('convert_hornet expects a state dict, a checkpoint '
-                        f'dict or a module, not {type(checkpoint).__name__}')
-    if use_ema:
-        if not isinstance(checkpoint.get('model_ema'), dict):
-            raise KeyError("convert_hornet: use_ema=True but the checkpoint "
-                           "has no 'model_ema' state dict")
-        state_dict = checkpoint['model_ema']
-    else:
-        state_dict = checkpoint
-        for key in ('state_dict', 'model'):
-            if isinstance(checkpoint.get(key), dict):
-                state_dict = checkpoint[key]
-                break
-    return OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in state_dict.items())
-
-
 def _resize_complex_weight(weight: Tensor, size: Tuple[int, int]) -> Tensor:
     """(C, h, w, 2) -> (C, *size, 2), bilinear with ``align_corners=True``
     (the official ``mmcv_custom/checkpoint.py``)."""
@@ -663,7 +617,9 @@ def convert_hornet(checkpoint,
     Raises:
         KeyError: For keys that are not in the official HorNet layout.
     """
-    state_dict = _unwrap_checkpoint(checkpoint, use_ema)
+    state_dict = unwrap_state_dict(
+        checkpoint, 'convert_hornet',
+        ema_key='model_ema' if use_ema else None)
     ours = any(_OURS.match(k) for k in state_dict)
     if any(k.startswith('backbone.') for k in state_dict) and not (
             ours and with_head):

@@ -39,6 +39,7 @@ from densekit.registry import MODELS
 from ..layers.c2f_layer import YOLO_ACT_CFG, YOLO_NORM_CFG
 from ..layers.mamba_yolo_blocks import SimpleStem, VisionClueMerge, VSSBlock
 from ..layers.sppf_bottleneck import SPPFBottleneck
+from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 from .yolov8_csp_darknet import make_divisible, make_round
 
@@ -228,23 +229,6 @@ def _rename(key: str, rules: List[Tuple[str, str]]) -> str:
     return key
 
 
-def _unwrap(checkpoint) -> Dict[str, Tensor]:
-    """Get a flat state dict out of the checkpoint layouts we accept."""
-    if isinstance(checkpoint, nn.Module):
-        return checkpoint.state_dict()
-    if not isinstance(checkpoint, dict):
-        raise TypeError(
-            'convert_mamba_yolo expects a state dict, an nn.Module or a '
-            f'checkpoint dict, but got {type(checkpoint).__name__}')
-    # ultralytics: {'model': DetectionModel | None, 'ema': ... | None, ...};
-    # its loaders prefer 'ema'. mmengine: {'state_dict': {...}}.
-    for key in ('ema', 'model', 'state_dict'):
-        inner = checkpoint.get(key)
-        if isinstance(inner, (nn.Module, dict)):
-            return _unwrap(inner)
-    return checkpoint
-
-
 def convert_mamba_yolo(
         checkpoint) -> Tuple[Dict[str, Tensor], List[str]]:
     """Map an official Mamba YOLO checkpoint onto densekit's detector keys.
@@ -284,7 +268,8 @@ def convert_mamba_yolo(
             model = ckpt.get('ema') or ckpt['model']
             torch.save(model.float().state_dict(), 'mamba_yolo_t_sd.pth')
     """
-    state_dict = _unwrap(checkpoint)
+    state_dict = unwrap_state_dict(checkpoint, 'convert_mamba_yolo',
+                                   keys=('ema', 'model', 'state_dict'))
     if any(k.startswith(_CONVERTED_PREFIXES) for k in state_dict):
         return dict(state_dict), []
     converted: Dict[str, Tensor] = OrderedDict()

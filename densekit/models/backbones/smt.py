@@ -65,6 +65,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
+from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
 __all__ = ['SMT', 'SMTClassifier', 'smt_classifier', 'convert_smt',
@@ -563,33 +564,10 @@ class SMT(BaseBackbone):
                 break
         return tuple(outs)
 
-    def init_weights(self) -> None:
-        """Random init (done at construction), or load ``init_cfg``'s
-        ``Pretrained`` checkpoint, converting an official one."""
-        cfg = self.init_cfg
-        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
-            super().init_weights()
-            return
-        from mmengine.logging import print_log
-        from mmengine.runner.checkpoint import (CheckpointLoader,
-                                                load_state_dict)
-        checkpoint = CheckpointLoader.load_checkpoint(
-            cfg['checkpoint'], map_location=cfg.get('map_location', 'cpu'),
-            logger='current')
-        state_dict = _unwrap(checkpoint)
-        prefix = cfg.get('prefix')
-        if prefix:
-            prefix = prefix if prefix.endswith('.') else prefix + '.'
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
-                          if k.startswith(prefix)}
-            if not state_dict:
-                raise ValueError(f'SMT: no key of {cfg["checkpoint"]} '
-                                 f'starts with {prefix!r}')
-        state_dict = convert_smt(state_dict)
-        print_log(f'SMT: load {cfg["checkpoint"]}', logger='current')
-        load_state_dict(self, state_dict, strict=False, logger='current')
-        self._is_init = True
-        self._freeze_stages()
+    def convert_pretrained(self, state_dict):
+        """Official ImageNet/detection layouts -> ours (``init_cfg``
+        ``Pretrained`` goes through :meth:`BaseBackbone.init_weights`)."""
+        return convert_smt(state_dict)
 
 
 class SMTClassifier(nn.Module):
@@ -647,26 +625,6 @@ _BLOCK_KEYS = re.compile(
     r'attn\.(v|s|q|kv|proj|proj0|proj1|local_conv)\.(weight|bias)|'
     r'attn\.local_convs\.\d+\.(weight|bias)|attn\.bn\.' + _BN_PARAMS + '|'
     r'mlp\.(fc1|fc2|dwconv)\.(weight|bias))$')
-
-
-def _unwrap(checkpoint) -> Dict[str, Tensor]:
-    """A flat state dict from the checkpoint layouts we accept."""
-    if isinstance(checkpoint, nn.Module):
-        return checkpoint.state_dict()
-    if not isinstance(checkpoint, Mapping):
-        raise TypeError('convert_smt expects a state dict, a checkpoint '
-                        'dict or an nn.Module, but got '
-                        f'{type(checkpoint).__name__}')
-    # official (Swin-style training code): {'model': ..., 'optimizer': ...};
-    # mmengine / mmdet: {'state_dict': ...}
-    for key in ('state_dict', 'model'):
-        inner = checkpoint.get(key)
-        if isinstance(inner, (Mapping, nn.Module)):
-            return _unwrap(inner)
-    state_dict = dict(checkpoint)
-    if state_dict and all(k.startswith('module.') for k in state_dict):
-        state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
-    return state_dict
 
 
 def _convert_key(key: str, with_head: bool) -> Optional[str]:
@@ -735,7 +693,7 @@ def convert_smt(checkpoint, with_head: bool = False) -> Dict[str, Tensor]:
     Raises:
         KeyError: For keys this layout does not know (listed).
     """
-    state_dict = _unwrap(checkpoint)
+    state_dict = unwrap_state_dict(checkpoint, 'convert_smt')
     if any(k.startswith('backbone.') for k in state_dict):
         state_dict = OrderedDict(
             (k[len('backbone.'):] if k.startswith('backbone.') else k, v)

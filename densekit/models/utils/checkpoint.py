@@ -1,0 +1,125 @@
+"""Reading released checkpoints into densekit modules: one unwrapping rule
+and one loader that reports (and refuses) key mismatches."""
+import re
+from collections import OrderedDict
+from typing import Callable, Dict, Mapping, Optional, Sequence
+
+import torch.nn as nn
+from mmengine.logging import print_log
+from torch import Tensor
+
+
+def unwrap_state_dict(checkpoint,
+                      owner: str,
+                      keys: Sequence[str] = ('state_dict', 'model'),
+                      ema_key: Optional[str] = None) -> Dict[str, Tensor]:
+    """A flat state dict out of the checkpoint layouts in circulation.
+
+    Args:
+        checkpoint: A state dict, an ``nn.Module``, or a training
+            checkpoint holding one under the first of ``keys`` present
+            (mmengine ``state_dict``, official ``model``, ultralytics
+            ``ema``/``model``); nested wrappers are unwrapped too.
+        owner (str): Named in errors (e.g. ``'convert_focalnet'``).
+        keys (Sequence[str]): Wrapper keys, in order of preference.
+        ema_key (str, optional): Take this entry (e.g. ``'model_ema'``)
+            and fail when it is absent.
+
+    Returns:
+        dict: name -> tensor, a common ``module.`` prefix removed.
+    """
+    if isinstance(checkpoint, nn.Module):
+        return OrderedDict(checkpoint.state_dict())
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f'{owner} expects a state dict, a checkpoint dict or '
+                        f'an nn.Module, but got {type(checkpoint).__name__}')
+    if ema_key is not None:
+        inner = checkpoint.get(ema_key)
+        if not isinstance(inner, (Mapping, nn.Module)):
+            raise KeyError(f'{owner}: the checkpoint has no {ema_key!r} '
+                           'state dict')
+        return unwrap_state_dict(inner, owner, keys)
+    for key in keys:
+        inner = checkpoint.get(key)
+        if isinstance(inner, (Mapping, nn.Module)):
+            return unwrap_state_dict(inner, owner, keys)
+    state_dict = OrderedDict(checkpoint)
+    if state_dict and all(k.startswith('module.') for k in state_dict):
+        state_dict = OrderedDict(
+            (k[len('module.'):], v) for k, v in state_dict.items())
+    return state_dict
+
+
+def load_pretrained(module: nn.Module,
+                    init_cfg: dict,
+                    convert: Callable[[Dict[str, Tensor]], Dict[str, Tensor]],
+                    optional_keys: Sequence[str] = ()) -> Dict[str, list]:
+    """Load ``init_cfg=dict(type='Pretrained', checkpoint=...)`` into
+    ``module``, converting the checkpoint's layout, and say what did not
+    match instead of silently training from scratch.
+
+    ``init_cfg`` keys: ``checkpoint`` (path or URL), ``prefix`` (keep only
+    keys under it, e.g. ``'backbone.'``), ``map_location``, ``allow_missing``
+    (extra regexes of module keys the checkpoint may lack) and
+    ``max_missing`` (how many other missing keys to tolerate; default 0).
+
+    Raises:
+        ValueError: naming the checkpoint, when more keys are missing than
+            allowed, when a shape differs, or when nothing matches.
+
+    Returns:
+        dict: ``missing``, ``unexpected`` and ``optional_missing`` key lists.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    owner = type(module).__name__
+    path = init_cfg['checkpoint']
+    checkpoint = CheckpointLoader.load_checkpoint(
+        path, map_location=init_cfg.get('map_location', 'cpu'),
+        logger='current')
+    state_dict = unwrap_state_dict(checkpoint, owner)
+    prefix = init_cfg.get('prefix')
+    if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        state_dict = OrderedDict((k[len(prefix):], v)
+                                 for k, v in state_dict.items()
+                                 if k.startswith(prefix))
+        if not state_dict:
+            raise ValueError(f'{owner}: no key of {path} starts with '
+                             f'{prefix!r}')
+    state_dict = convert(state_dict)
+    own = module.state_dict()
+    patterns = [re.compile(p) for p in
+                list(optional_keys) + list(init_cfg.get('allow_missing', ()))]
+    missing = [k for k in own if k not in state_dict]
+    optional = [k for k in missing if any(p.match(k) for p in patterns)]
+    missing = [k for k in missing if k not in optional]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong_shape = [f'{k}: checkpoint {tuple(v.shape)} vs model '
+                   f'{tuple(own[k].shape)}' for k, v in state_dict.items()
+                   if k in own and tuple(v.shape) != tuple(own[k].shape)]
+
+    def preview(keys):
+        return ', '.join(keys[:5]) + (' ...' if len(keys) > 5 else '')
+
+    print_log(f'{owner}: {path}: {len(own) - len(missing) - len(optional)}/'
+              f'{len(own)} weights loaded; missing {len(missing)} '
+              f'({preview(missing)}), allowed missing {len(optional)}, '
+              f'unexpected {len(unexpected)} ({preview(unexpected)})',
+              logger='current')
+    if wrong_shape:
+        raise ValueError(f'{owner}: {path} has weights of other shapes: '
+                         f'{preview(wrong_shape)}')
+    if len(missing) > int(init_cfg.get('max_missing', 0)) or \
+            len(missing) + len(optional) == len(own):
+        raise ValueError(
+            f'{owner}: {path} lacks {len(missing)} of the {len(own)} '
+            f'weights ({preview(missing)}) and has {len(unexpected)} '
+            f'unexpected ones ({preview(unexpected)}): not a checkpoint of '
+            'this model (wrong arch, or a layout the converter does not '
+            'know). Accept it with init_cfg.allow_missing=[regex, ...] or '
+            'init_cfg.max_missing=N')
+    module.load_state_dict(
+        OrderedDict((k, v) for k, v in state_dict.items() if k in own),
+        strict=False)
+    return dict(missing=missing, unexpected=unexpected,
+                optional_missing=optional)
