@@ -1,4 +1,5 @@
 from .base_backbone import BaseBackbone
+from .conv_stem_vit import ConvStemViT
 from .edgenext import EdgeNeXt, convert_edgenext
 from .focalnet import FocalNet, convert_focalnet
 from .hornet import HorNet, convert_hornet
@@ -9,4 +10,4 @@ from .yolov8_csp_darknet import YOLOv8CSPDarknet
 __all__ = ['BaseBackbone', 'YOLOv8CSPDarknet', 'MambaYOLO',
            'convert_mamba_yolo', 'EdgeNeXt', 'convert_edgenext', 'FocalNet',
            'convert_focalnet', 'HorNet', 'convert_hornet', 'SMT',
-           'convert_smt']
+           'convert_smt', 'ConvStemViT']

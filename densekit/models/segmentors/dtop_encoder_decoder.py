@@ -160,6 +160,8 @@ class DToPEncoderDecoder(SegEncoderDecoder):
     def _token_grid(self, inputs: Tensor) -> Tuple[int, int]:
         """The patch grid the ViT makes of ``inputs`` (without running)."""
         patch = self.backbone.patch_embed
+        if hasattr(patch, 'token_grid'):  # densekit.ConvStemViT's stem
+            return patch.token_grid(tuple(inputs.shape[-2:]))
         conv = patch.projection
         size = list(inputs.shape[-2:])
         if getattr(patch, 'adap_padding', None) is not None:

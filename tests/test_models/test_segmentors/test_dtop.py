@@ -324,9 +324,11 @@ def test_dtop_ade20k_configs_match_the_official_size(name, embed):
         assert abs(params / 1e6 - 108.79) < 0.01
 
 
-def test_dtop_shapes_config_builds_and_predicts():
-    cfg = Config.fromfile(
-        osp.join(ROOT, 'configs', 'seg', 'dtop_vit-t-p8_shapes.py'))
+@pytest.mark.parametrize('name', ['dtop_vit-t-p8_shapes',
+                                  'dtop-setr_vit-t-p8_shapes',
+                                  'dtop-setr_convvit-t_shapes'])
+def test_dtop_shapes_config_builds_and_predicts(name):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'seg', f'{name}.py'))
     init_default_scope(cfg.default_scope)
     model = MODELS.build(cfg.model)
     model.eval()
@@ -334,3 +336,20 @@ def test_dtop_shapes_config_builds_and_predicts():
         out = model.predict(torch.randn(1, 3, 192, 192), samples(1, 192))
     assert out[0].pred_sem_seg.data.shape == (1, 192, 192)
     assert model.prune_stats['tokens'] == 24 * 24
+
+
+def test_conv_stem_vit_is_a_plain_vit_with_a_conv_stem():
+    init_default_scope('mmseg')
+    vit = MODELS.build(dict(type='densekit.ConvStemViT', img_size=(64, 64),
+                            patch_size=8, embed_dims=32, num_layers=2,
+                            num_heads=2, stem_channels=(8, 16, 32),
+                            out_indices=[0, 1], with_cls_token=False))
+    vit.init_weights()
+    vit.eval()
+    feats = vit(torch.randn(1, 3, 70, 45))  # not multiples of 8
+    assert [tuple(f.shape) for f in feats] == [(1, 32, 9, 6)] * 2
+    assert vit.patch_embed.token_grid((70, 45)) == (9, 6)
+    with pytest.raises(ValueError, match='one stem channel per halving'):
+        MODELS.build(dict(type='densekit.ConvStemViT', patch_size=8,
+                          embed_dims=32, num_layers=1, num_heads=2,
+                          stem_channels=(8, 16)))
