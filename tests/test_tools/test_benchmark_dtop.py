@@ -44,7 +44,7 @@ def test_benchmark_prints_both_modes(tiny, capsys):
     # a threshold of 0 makes every token easy at the first exit
     argv = [CONFIG, '--checkpoint', ckpt, '--repeat', '1', '--cfg-options',
             f'test_dataloader.dataset.data_root={root}',
-            'model.pruning.threshold=0.0']
+            'model.pruning.threshold=0.0', '--sweep', '1.0:5', '0.0:1']
     assert tool.main(argv) == 0
     out = capsys.readouterr().out
     assert '3 images' in out
@@ -57,6 +57,11 @@ def test_benchmark_prints_both_modes(tiny, capsys):
     assert float(on[6]) < float(off[6])
     assert off[7] == '0.0% / 0.0%' and on[7] != off[7]
     assert 'PASS FLOPs saved' in out
+    # sweep rows: threshold 1.0 prunes nothing; top-1 context prunes more
+    sweep_none = [c.strip() for c in lines['on t=1 k=5'].split('|')]
+    sweep_top1 = [c.strip() for c in lines['on t=0 k=1'].split('|')]
+    assert sweep_none[7] == '0.0% / 0.0%'
+    assert float(sweep_top1[6]) <= float(on[6])
 
 
 def test_check_fails_when_nothing_is_pruned(tiny, capsys):

@@ -19,7 +19,9 @@ Without ``--checkpoint`` it first trains the config with ``tools/train.py``
 into ``--work-dir`` (generating the synthetic data if it is missing) and
 benchmarks the last checkpoint. ``--check`` makes it exit 1 unless pruning
 saves at least ``--min-flop-saving`` of the FLOPs, is faster, and loses at
-most ``--max-miou-drop`` mIoU points.
+most ``--max-miou-drop`` mIoU points, for the config's pruning setting
+(row ``on``); ``--sweep 0.95:5 0.9:20`` adds rows for other thresholds and
+top-k values on the same images.
 
 Examples:
     python tools/analysis/benchmark_dtop.py configs/seg/dtop_vit-t-p8_shapes.py
@@ -47,7 +49,28 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import densekit  # noqa: E402,F401  (registers the safe checkpoint loader)
 
-MODES = ('off', 'on')
+
+
+def pruning_modes(model, sweep: Sequence[str]) -> Dict[str, Optional[dict]]:
+    """Row name -> ``model.pruning`` settings (None: pruning off). The
+    config's own setting is row ``on``; ``--sweep t:k`` adds rows."""
+    modes = {'off': None, 'on': dict(model.pruning, enabled=True)}
+    for item in sweep:
+        threshold, _, topk = item.partition(':')
+        setting = dict(model.pruning, enabled=True,
+                       threshold=float(threshold))
+        if topk:
+            setting['keep_topk'] = int(topk)
+        modes[f'on t={setting["threshold"]:g} '
+              f'k={setting["keep_topk"]}'] = setting
+    return modes
+
+
+def apply_mode(model, setting: Optional[dict]) -> None:
+    if setting is None:
+        model.pruning['enabled'] = False
+    else:
+        model.pruning.update(setting)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -62,6 +85,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='timed runs per image and mode')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads (default: torch default)')
+    parser.add_argument(
+        '--sweep', nargs='*', default=[], metavar='T[:K]',
+        help='extra pruning rows: threshold T (and keep_topk K), e.g. '
+        '0.95:5 0.9:20')
     parser.add_argument('--check', action='store_true',
                         help='exit 1 when a goal below is missed')
     parser.add_argument('--min-flop-saving', type=float, default=0.20)
@@ -129,11 +156,12 @@ def executed_macs(model, inputs, samples) -> int:
 
 
 def benchmark(model, loader, evaluator_cfg, num_images: Optional[int],
-              repeat: int) -> Dict[str, dict]:
+              repeat: int, sweep: Sequence[str] = ()) -> Dict[str, dict]:
+    modes = pruning_modes(model, sweep)
     metrics = {m: make_metric(evaluator_cfg, loader.dataset.metainfo)
-               for m in MODES}
+               for m in modes}
     stats = {m: dict(latency=[], macs=[], block_tokens=0, tokens=0,
-                     exited=None) for m in MODES}
+                     exited=None) for m in modes}
     batches = []
     for i, data in enumerate(loader):
         if num_images is not None and i >= num_images:
@@ -143,12 +171,12 @@ def benchmark(model, loader, evaluator_cfg, num_images: Optional[int],
         raise SystemExit('the test split is empty')
     with torch.no_grad():
         for data in batches[:2]:  # warm-up
-            for mode in MODES:
-                model.pruning['enabled'] = mode == 'on'
+            for mode, setting in modes.items():
+                apply_mode(model, setting)
                 model.predict(data['inputs'], data['data_samples'])
         for data in batches:
-            for mode in MODES:
-                model.pruning['enabled'] = mode == 'on'
+            for mode, setting in modes.items():
+                apply_mode(model, setting)
                 st = stats[mode]
                 st['macs'].append(
                     executed_macs(model, data['inputs'],
@@ -165,8 +193,9 @@ def benchmark(model, loader, evaluator_cfg, num_images: Optional[int],
                 st['exited'] = exited if st['exited'] is None else [
                     a + b for a, b in zip(st['exited'], exited)]
                 metrics[mode].process(data, [s.to_dict() for s in out])
+    apply_mode(model, modes['on'])
     results = {}
-    for mode in MODES:
+    for mode in modes:
         st = stats[mode]
         scores = metrics[mode].compute_metrics(metrics[mode].results)
         results[mode] = dict(
@@ -184,7 +213,7 @@ def format_table(results: Dict[str, dict]) -> str:
     header = ['pruning', 'mIoU', 'mAcc', 'aAcc', 'GFLOPs/img',
               'latency (ms)', 'token-block ops/img', 'exited per stage']
     rows = [header]
-    for mode in MODES:
+    for mode in results:
         r = results[mode]
         rows.append([
             mode, f"{r['mIoU']:.2f}", f"{r['mAcc']:.2f}", f"{r['aAcc']:.2f}",
@@ -229,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model, loader, evaluator = build(args.config, checkpoint,
                                      args.cfg_options)
     results = benchmark(model, loader, evaluator, args.num_images,
-                        args.repeat)
+                        args.repeat, args.sweep)
     images = results['on']['images']
     print(f'\nDToP benchmark: {args.config}, {checkpoint}; {images} images, '
           f'batch 1, {torch.get_num_threads()} threads, threshold '
