@@ -50,26 +50,15 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
+from densekit.models.layers import LayerNorm2d
+from densekit.models.layers.padded_downsample import (
+    PaddedDownsample, trunc_normal_init_weights)
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
 __all__ = ['EdgeNeXt', 'EdgeNeXtClassifier', 'edgenext_classifier',
            'convert_edgenext', 'ConvEncoder', 'SDTAEncoder', 'XCA',
            'PositionalEncodingFourier', 'LayerNorm2d']
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map (the official
-    ``LayerNorm(data_format='channels_first')``; eps 1e-6)."""
-
-    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
-        super().__init__(num_channels, eps=eps)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape,
-                         self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 class ConvEncoder(nn.Module):
@@ -289,33 +278,6 @@ class SDTAEncoder(nn.Module):
         return x + self.drop_path(y.permute(0, 3, 1, 2))
 
 
-class _Downsample(nn.Module):
-    """Patchify stem (``conv 4x4/4 -> LN``, ``norm_first=False``) or stage
-    downsampling (``LN -> conv 2x2/2``, ``norm_first=True``).
-
-    Before the conv, the map is zero-padded at the bottom/right to a
-    multiple of the stride, so an (H, W) input gives
-    (ceil(H / s), ceil(W / s)).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int,
-                 norm_first: bool) -> None:
-        super().__init__()
-        self.stride = stride
-        self.norm_first = norm_first
-        self.conv = nn.Conv2d(in_channels, out_channels, stride, stride)
-        self.norm = LayerNorm2d(in_channels if norm_first else out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.norm_first:
-            x = self.norm(x)
-        pad_h, pad_w = -x.shape[-2] % self.stride, -x.shape[-1] % self.stride
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        x = self.conv(x)
-        return x if self.norm_first else self.norm(x)
-
-
 @MODELS.register_module()
 class EdgeNeXt(BaseBackbone):
     """EdgeNeXt backbone (Maaz et al., 2022) for dense prediction.
@@ -422,9 +384,10 @@ class EdgeNeXt(BaseBackbone):
                         expan_ratio=settings['expan_ratio'],
                         drop_path=drop_paths.pop(0),
                         layer_scale_init_value=layer_scale_init_value))
-            downsample = _Downsample(in_channels, dim, 4, norm_first=False) \
-                if i == 0 else _Downsample(dims[i - 1], dim, 2,
-                                           norm_first=True)
+            downsample = (
+                PaddedDownsample(in_channels, dim, 4, norm_first=False)
+                if i == 0 else
+                PaddedDownsample(dims[i - 1], dim, 2, norm_first=True))
             self.stages.append(nn.Sequential(OrderedDict(
                 downsample=downsample, blocks=nn.Sequential(*blocks))))
             self.stage_channels.append(dim)
@@ -433,8 +396,8 @@ class EdgeNeXt(BaseBackbone):
         self.out_norm = out_norm
         if out_norm:
             for i in self.out_indices:
-                self.add_module(f'norm{i}', LayerNorm2d(dims[i]))
-        self.apply(_official_init)
+                self.add_module(f'norm{i}', LayerNorm2d(dims[i], eps=1e-6))
+        self.apply(trunc_normal_init_weights)
 
     @classmethod
     def _arch_settings(cls, arch: Union[str, dict]) -> dict:
@@ -479,23 +442,6 @@ class EdgeNeXt(BaseBackbone):
         return tuple(outs)
 
 
-def _official_init(module: nn.Module) -> None:
-    """The official ``_init_weights``: truncated normal (std 0.02) convs
-    and linears with zero bias, unit LayerNorms."""
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.trunc_normal_(module.weight, std=.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-    def convert_pretrained(self, state_dict):
-        """Official ImageNet layout -> ours (``init_cfg`` ``Pretrained`` goes
-        through :meth:`BaseBackbone.init_weights`)."""
-        return convert_edgenext(state_dict)
-
-
 class EdgeNeXtClassifier(nn.Module):
     """The official ImageNet model: :class:`EdgeNeXt` (last stage, no output
     norm), global average pooling, LayerNorm, dropout, Linear.
@@ -525,7 +471,7 @@ class EdgeNeXtClassifier(nn.Module):
         self.norm = nn.LayerNorm(channels, eps=1e-6)
         self.head_dropout = nn.Dropout(classifier_dropout)
         self.head = nn.Linear(channels, num_classes)
-        self.apply(_official_init)
+        self.apply(trunc_normal_init_weights)
         self.head.weight.data.mul_(head_init_scale)
         self.head.bias.data.mul_(head_init_scale)
 

@@ -68,6 +68,9 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
+from densekit.models.layers import LayerNorm2d
+from densekit.models.layers.padded_downsample import (
+    PaddedDownsample, trunc_normal_init_weights)
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
@@ -76,20 +79,6 @@ __all__ = ['HorNet', 'HorNetClassifier', 'hornet_classifier',
            'LayerNorm2d']
 
 GFSize = Optional[Tuple[int, int]]
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map (the official
-    ``LayerNorm(data_format='channels_first')``; eps 1e-6)."""
-
-    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
-        super().__init__(num_channels, eps=eps)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape,
-                         self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 class GlobalLocalFilter(nn.Module):
@@ -118,12 +107,12 @@ class GlobalLocalFilter(nn.Module):
         if dim % 2:
             raise ValueError(f'GlobalLocalFilter: dim must be even, got {dim}')
         half = dim // 2
-        self.pre_norm = LayerNorm2d(dim)
+        self.pre_norm = LayerNorm2d(dim, eps=1e-6)
         self.dw = nn.Conv2d(half, half, 3, padding=1, groups=half, bias=False)
         # (C/2, h, w, [real, imag]); the official init: trunc-normal(0.02)
         self.complex_weight = nn.Parameter(torch.empty(half, h, w, 2))
         nn.init.trunc_normal_(self.complex_weight, std=.02)
-        self.post_norm = LayerNorm2d(dim)
+        self.post_norm = LayerNorm2d(dim, eps=1e-6)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.pre_norm(x)
@@ -228,7 +217,7 @@ class HorNetBlock(nn.Module):
                  drop_path: float = 0.,
                  layer_scale_init_value: float = 1e-6) -> None:
         super().__init__()
-        self.norm1 = LayerNorm2d(dim)
+        self.norm1 = LayerNorm2d(dim, eps=1e-6)
         self.gnconv = GnConv(dim, order, scale=scale, gf_size=gf_size)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         hidden = int(mlp_ratio * dim)
@@ -254,45 +243,6 @@ class HorNetBlock(nn.Module):
         if self.gamma2 is not None:
             y = y * self.gamma2
         return x + self.drop_path(y.permute(0, 3, 1, 2))
-
-
-class _Downsample(nn.Module):
-    """Patchify stem (``conv 4x4/4 -> LN``, ``norm_first=False``) or stage
-    downsampling (``LN -> conv 2x2/2``, ``norm_first=True``), Sec. 3.2.
-
-    Before the conv the map is zero-padded at the bottom/right to a multiple
-    of the stride, so an (H, W) input gives (ceil(H / s), ceil(W / s)).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int,
-                 norm_first: bool) -> None:
-        super().__init__()
-        self.stride = stride
-        self.norm_first = norm_first
-        self.conv = nn.Conv2d(in_channels, out_channels, stride, stride)
-        self.norm = LayerNorm2d(in_channels if norm_first else out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.norm_first:
-            x = self.norm(x)
-        pad_h, pad_w = -x.shape[-2] % self.stride, -x.shape[-1] % self.stride
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        x = self.conv(x)
-        return x if self.norm_first else self.norm(x)
-
-
-def _official_init(module: nn.Module) -> None:
-    """The official ImageNet ``_init_weights``: truncated normal (std 0.02)
-    convs and linears with zero bias; unit LayerNorms. (The GF complex
-    weights keep their own trunc-normal(0.02) init.)"""
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.trunc_normal_(module.weight, std=.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 _GF = ((14, 8), (7, 4))          # 224 inputs: stride-16 / -32 rfft2 sizes
@@ -425,9 +375,10 @@ class HorNet(BaseBackbone):
         drop_paths = torch.linspace(0, drop_path_rate, sum(depths),
                                     device='cpu').tolist()
         for i, depth in enumerate(depths):
-            downsample = _Downsample(in_channels, dims[0], 4,
-                                     norm_first=False) if i == 0 else \
-                _Downsample(dims[i - 1], dims[i], 2, norm_first=True)
+            downsample = (
+                PaddedDownsample(in_channels, dims[0], 4, norm_first=False)
+                if i == 0 else
+                PaddedDownsample(dims[i - 1], dims[i], 2, norm_first=True))
             blocks = [
                 HorNetBlock(dims[i], self.orders[i], scale=settings['scale'],
                             gf_size=self.gf_sizes[i],
@@ -444,8 +395,8 @@ class HorNet(BaseBackbone):
         self.out_norm = out_norm
         if out_norm:
             for i in self.out_indices:
-                self.add_module(f'norm{i}', LayerNorm2d(dims[i]))
-        self.apply(_official_init)
+                self.add_module(f'norm{i}', LayerNorm2d(dims[i], eps=1e-6))
+        self.apply(trunc_normal_init_weights)
         self._freeze_stages()
 
     @classmethod
@@ -527,8 +478,8 @@ class HorNetClassifier(nn.Module):
         channels = self.backbone.stage_channels[3]
         self.norm = nn.LayerNorm(channels, eps=1e-6)
         self.head = nn.Linear(channels, num_classes)
-        _official_init(self.norm)
-        _official_init(self.head)
+        trunc_normal_init_weights(self.norm)
+        trunc_normal_init_weights(self.head)
         self.head.weight.data.mul_(head_init_scale)
         self.head.bias.data.mul_(head_init_scale)
 

@@ -32,7 +32,8 @@ class MaskAttention(nn.Module):
         self.proj = nn.Linear(dims, dims)
         self.attn_drop = nn.Dropout(attn_drop)
 
-    def forward(self, queries: Tensor, tokens: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, queries: Tensor,
+                tokens: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, K, C) queries, (B, N, C) tokens -> (B, K, C), (B, K, N)."""
         B, K, C = queries.shape
         N = tokens.shape[1]
@@ -65,7 +66,8 @@ class ATMDecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(dims)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, queries: Tensor, tokens: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, queries: Tensor,
+                tokens: Tensor) -> Tuple[Tensor, Tensor]:
         q = self.self_attn(queries, queries, queries, need_weights=False)[0]
         queries = self.norm1(queries + self.dropout(q))
         q, mask_logits = self.cross_attn(queries, tokens)

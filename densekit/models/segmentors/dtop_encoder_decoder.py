@@ -76,7 +76,7 @@ class DToPEncoderDecoder(SegEncoderDecoder):
     # -- construction checks -------------------------------------------
     def _exit_heads(self) -> list:
         aux = self.auxiliary_head
-        aux = list(aux) if isinstance(aux, torch.nn.ModuleList) else [aux]  # noqa
+        aux = list(aux) if isinstance(aux, torch.nn.ModuleList) else [aux]
         return aux + [self.decode_head]
 
     def _check_stages(self) -> None:
