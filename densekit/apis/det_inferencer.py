@@ -177,6 +177,24 @@ def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
     return img
 
 
+def load_image_input(image: ImageInput,
+                     owner: str) -> Tuple[np.ndarray, Optional[str]]:
+    """A BGR (H, W, 3) array and its path (None for an array) from an
+    inferencer input; ``owner`` names the caller in errors."""
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f'{owner}: an array input must be a BGR image of shape '
+                f'(H, W, 3) or (H, W), but got shape {image.shape}')
+        return image, None
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image), os.fspath(image)
+    raise TypeError(f'{owner}: inputs must be image paths or numpy arrays '
+                    f'(or a list of them), but got {type(image).__name__}')
+
+
 def _fallback_color(label: int) -> Tuple[int, int, int]:
     """A stable, well-spread RGB colour for a label without a palette."""
     hue = int((label * 0.618033988749895 % 1.0) * 179)
@@ -412,19 +430,7 @@ class DetInferencer:
 
     @staticmethod
     def _load(image: ImageInput) -> Tuple[np.ndarray, Optional[str]]:
-        if isinstance(image, np.ndarray):
-            if image.ndim == 2:
-                image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-            elif image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(
-                    'DetInferencer: an array input must be a BGR image of '
-                    f'shape (H, W, 3) or (H, W), but got shape {image.shape}')
-            return image, None
-        if isinstance(image, (str, os.PathLike)):
-            return read_image(image), os.fspath(image)
-        raise TypeError('DetInferencer: inputs must be image paths or numpy '
-                        f'arrays (or a list of them), but got '
-                        f'{type(image).__name__}')
+        return load_image_input(image, 'DetInferencer')
 
     def _sync(self) -> None:
         if self.device.type == 'cuda':

@@ -33,7 +33,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from densekit.utils.compat import revert_sync_batchnorm_cfg
-from .det_inferencer import ImageInput, read_image
+from .det_inferencer import ImageInput, load_image_input
 
 # the test pipeline's image loader is replaced (images are read here);
 # ground-truth steps are dropped
@@ -257,18 +257,7 @@ class SegInferencer:
 
     @staticmethod
     def _load(image: ImageInput) -> Tuple[np.ndarray, Optional[str]]:
-        if isinstance(image, np.ndarray):
-            if image.ndim == 2:
-                image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-            elif image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(
-                    'SegInferencer: an array input must be a BGR image of '
-                    f'shape (H, W, 3) or (H, W), but got shape {image.shape}')
-            return image, None
-        if isinstance(image, (str, os.PathLike)):
-            return read_image(image), os.fspath(image)
-        raise TypeError('SegInferencer: inputs must be image paths or numpy '
-                        f'arrays, but got {type(image).__name__}')
+        return load_image_input(image, 'SegInferencer')
 
     def _sync(self) -> None:
         if self.device.type == 'cuda':
