@@ -45,6 +45,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 
 import torch  # noqa: E402
 
+from densekit.models.utils.checkpoint import (  # noqa: E402
+    read_checkpoint_file, state_dict_problems)
 from densekit.models.backbones.edgenext import (  # noqa: E402
     EdgeNeXt, EdgeNeXtClassifier, convert_edgenext)
 
@@ -72,39 +74,18 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_source(path: str, unsafe: bool):
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} does not exist')
-    if unsafe:
-        return torch.load(path, map_location='cpu', weights_only=False)
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:
-        raise RuntimeError(
-            f'{path} could not be read with weights_only=True '
-            f'({type(err).__name__}: {err}); rerun with --unsafe-load if you '
-            'trust the file') from err
+def load_source(path: str, unsafe: bool = False):
+    """``torch.load`` the official file (safely unless ``unsafe``)."""
+    return read_checkpoint_file(path, unsafe)
 
 
 def check_against_model(state_dict: dict, arch: str, with_head: bool) -> list:
     """Problems (as strings) of loading ``state_dict`` strictly; the
     backbone's output norms (not in ImageNet checkpoints) may be missing."""
     model = EdgeNeXtClassifier(arch) if with_head else EdgeNeXt(arch=arch)
-    model_state = model.state_dict()
-    problems = []
-    for key in model_state:
-        if key not in state_dict and not (
-                not with_head and key.startswith('norm')):
-            problems.append(f'missing in checkpoint: {key}')
-    for key, value in state_dict.items():
-        if key not in model_state:
-            problems.append(f'not in the model: {key}')
-        elif tuple(value.shape) != tuple(model_state[key].shape):
-            problems.append(
-                f'shape of {key}: checkpoint {tuple(value.shape)}, model '
-                f'{tuple(model_state[key].shape)}')
-    return problems
+    return state_dict_problems(
+        state_dict, model.state_dict(),
+        optional=() if with_head else (r'norm\d+\.', ))[0]
 
 
 def main(argv=None) -> int:

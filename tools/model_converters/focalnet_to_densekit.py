@@ -36,6 +36,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 
 import torch  # noqa: E402
 
+from densekit.models.utils.checkpoint import (  # noqa: E402
+    read_checkpoint_file, state_dict_problems)
 from densekit.models.backbones.focalnet import (  # noqa: E402
     FocalNet, convert_focalnet, focalnet_classifier)
 
@@ -75,20 +77,10 @@ def check_against_model(state_dict: dict, arch: str, with_head: bool,
         model = focalnet_classifier(arch, num_classes=num_classes, **kwargs)
     else:
         model = FocalNet(arch=arch, **kwargs)
-    model_state = model.state_dict()
     # ImageNet checkpoints have no per-output norms: expected to be missing
-    optional = [] if with_head else [
-        k for k in model_state if k.split('.')[0].startswith('norm')]
-    problems = [f'missing in checkpoint: {k}' for k in model_state
-                if k not in state_dict and k not in optional]
-    for key, value in state_dict.items():
-        if key not in model_state:
-            problems.append(f'not in the model: {key}')
-        elif tuple(value.shape) != tuple(model_state[key].shape):
-            problems.append(
-                f'shape of {key}: checkpoint {tuple(value.shape)}, model '
-                f'{tuple(model_state[key].shape)}')
-    missing_optional = [k for k in optional if k not in state_dict]
+    problems, missing_optional = state_dict_problems(
+        state_dict, model.state_dict(),
+        optional=() if with_head else (r'norm\d+\.', ))
     if missing_optional:
         print('left to random init (no ImageNet counterpart): '
               + ', '.join(missing_optional))
@@ -99,7 +91,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not osp.isfile(args.src):
         raise FileNotFoundError(f'checkpoint {args.src} does not exist')
-    source = torch.load(args.src, map_location='cpu', weights_only=True)
+    source = read_checkpoint_file(args.src)
     state_dict = convert_focalnet(source, with_head=args.with_head,
                                   focal_windows=args.focal_window)
     print(f'converted {len(state_dict)} tensors')

@@ -48,6 +48,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 
 import torch  # noqa: E402
 
+from densekit.models.utils.checkpoint import (  # noqa: E402
+    read_checkpoint_file, state_dict_problems)
 from densekit.models.backbones.hornet import (  # noqa: E402
     HorNet, convert_hornet, hornet_classifier)
 
@@ -92,19 +94,7 @@ def parse_args(argv=None):
 
 def load_source(path: str, unsafe: bool = False):
     """``torch.load`` the official file (safely unless ``unsafe``)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} does not exist')
-    if unsafe:
-        return torch.load(path, map_location='cpu', weights_only=False)
-    try:
-        # official training checkpoints also pickle their argparse args
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:
-        raise RuntimeError(
-            f'{path} could not be read with weights_only=True '
-            f'({type(err).__name__}: {err}); rerun with --unsafe-load if you '
-            'trust the file') from err
+    return read_checkpoint_file(path, unsafe)
 
 
 def check_against_model(state_dict: dict, arch, with_head: bool,
@@ -119,19 +109,9 @@ def check_against_model(state_dict: dict, arch, with_head: bool,
                                   gf_sizes=gf_sizes)
     else:
         model = HorNet(arch=arch, gf_sizes=gf_sizes)
-    model_state = model.state_dict()
-    optional = [] if with_head else [
-        k for k in model_state if k.split('.')[0].startswith('norm')]
-    problems = [f'missing in checkpoint: {k}' for k in model_state
-                if k not in state_dict and k not in optional]
-    for key, value in state_dict.items():
-        if key not in model_state:
-            problems.append(f'not in the model: {key}')
-        elif tuple(value.shape) != tuple(model_state[key].shape):
-            problems.append(
-                f'shape of {key}: checkpoint {tuple(value.shape)}, model '
-                f'{tuple(model_state[key].shape)}')
-    missing_optional = [k for k in optional if k not in state_dict]
+    problems, missing_optional = state_dict_problems(
+        state_dict, model.state_dict(),
+        optional=() if with_head else (r'norm\d+\.', ))
     if missing_optional:
         print('left to random init (no ImageNet counterpart): '
               + ', '.join(missing_optional))

@@ -42,6 +42,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 
 import torch  # noqa: E402
 
+from densekit.models.utils.checkpoint import (  # noqa: E402
+    read_checkpoint_file, state_dict_problems)
 from densekit.models.backbones.smt import (SMT, convert_smt,  # noqa: E402
                                            smt_classifier)
 
@@ -72,17 +74,8 @@ def parse_args(argv=None):
 
 
 def load_source(path: str, unsafe: bool = False):
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} does not exist')
-    if unsafe:
-        return torch.load(path, map_location='cpu', weights_only=False)
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:
-        raise RuntimeError(
-            f'{path} could not be read with weights_only=True '
-            f'({type(err).__name__}: {err}); rerun with --unsafe-load if you '
-            'trust the file') from err
+    """``torch.load`` the official file (safely unless ``unsafe``)."""
+    return read_checkpoint_file(path, unsafe)
 
 
 def check_against_model(state_dict: dict, arch: str,
@@ -94,19 +87,9 @@ def check_against_model(state_dict: dict, arch: str,
         model = smt_classifier(arch, num_classes=num_classes)
     else:
         model = SMT(arch=arch)
-    model_state = model.state_dict()
     # BatchNorm counters are optional (PyTorch fills them in)
-    problems = [f'missing in checkpoint: {k}' for k in model_state
-                if k not in state_dict
-                and not k.endswith('num_batches_tracked')]
-    for key, value in state_dict.items():
-        if key not in model_state:
-            problems.append(f'not in the model: {key}')
-        elif tuple(value.shape) != tuple(model_state[key].shape):
-            problems.append(
-                f'shape of {key}: checkpoint {tuple(value.shape)}, model '
-                f'{tuple(model_state[key].shape)}')
-    return problems
+    return state_dict_problems(state_dict, model.state_dict(),
+                               optional=(r'.*num_batches_tracked$', ))[0]
 
 
 def main(argv=None) -> int:

@@ -123,3 +123,60 @@ def load_pretrained(module: nn.Module,
         strict=False)
     return dict(missing=missing, unexpected=unexpected,
                 optional_missing=optional)
+
+
+def read_checkpoint_file(path: str, unsafe: bool = False):
+    """``torch.load`` a released checkpoint on the CPU: with
+    ``weights_only=True`` (``argparse.Namespace`` allowed, as training
+    scripts store their args) unless ``unsafe``, which runs pickled code.
+
+    Raises:
+        FileNotFoundError: no such file.
+        RuntimeError: the safe load failed; says to pass ``unsafe``.
+    """
+    import argparse
+    import os.path as osp
+
+    import torch
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    if unsafe:
+        return torch.load(path, map_location='cpu', weights_only=False)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:
+        raise RuntimeError(
+            f'{path} could not be read with weights_only=True '
+            f'({type(err).__name__}: {err}); rerun with --unsafe-load if you '
+            'trust the file') from err
+
+
+def state_dict_problems(state_dict: Mapping[str, Tensor],
+                        model_state: Mapping[str, Tensor],
+                        optional: Sequence[str] = ()):
+    """What a strict ``load_state_dict`` would object to.
+
+    Args:
+        state_dict: Converted weights.
+        model_state: The target model's ``state_dict()``.
+        optional (Sequence[str]): Regexes of model keys that may be absent
+            (per-output norms, BatchNorm counters).
+
+    Returns:
+        tuple[list[str], list[str]]: Problems as readable lines (missing,
+        unexpected, other shape), and the optional keys that are absent.
+    """
+    patterns = [re.compile(p) for p in optional]
+    absent = [k for k in model_state if k not in state_dict]
+    optional_absent = [k for k in absent if any(p.match(k) for p in patterns)]
+    problems = [f'missing in checkpoint: {k}' for k in absent
+                if k not in optional_absent]
+    for key, value in state_dict.items():
+        if key not in model_state:
+            problems.append(f'not in the model: {key}')
+        elif tuple(value.shape) != tuple(model_state[key].shape):
+            problems.append(
+                f'shape of {key}: checkpoint {tuple(value.shape)}, model '
+                f'{tuple(model_state[key].shape)}')
+    return problems, optional_absent
