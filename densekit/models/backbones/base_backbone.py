@@ -73,11 +73,16 @@ class BaseBackbone(BaseModule):
         return [info['stride'] for info in self.feature_info]
 
     def _freeze_stages(self) -> None:
+        """Stages ``0..frozen_stages``, and their per-output norms
+        ``norm{i}`` where a backbone has them, in eval mode without
+        gradients."""
         for i in range(self.frozen_stages + 1):
-            stage = self.stages[i]
-            stage.eval()
-            for param in stage.parameters():
-                param.requires_grad = False
+            for module in (self.stages[i], getattr(self, f'norm{i}', None)):
+                if module is None:
+                    continue
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
 
     #: Regexes of keys an ImageNet checkpoint may lack (the per-output
     #: norms dense prediction adds); see :meth:`init_weights`.

@@ -415,15 +415,6 @@ class EdgeNeXt(BaseBackbone):
                 f'(or {sorted(cls.arch_aliases)}), but got {arch!r}')
         return dict(cls.arch_settings[key])
 
-    def _freeze_stages(self) -> None:
-        super()._freeze_stages()
-        for i in range(self.frozen_stages + 1):
-            norm = getattr(self, f'norm{i}', None)
-            if norm is not None:
-                norm.eval()
-                for param in norm.parameters():
-                    param.requires_grad = False
-
     def forward(self, x: Tensor) -> tuple:
         """Args: x (Tensor): images, (N, C_in, H, W), any H and W.
 

@@ -500,15 +500,6 @@ class FocalNet(BaseBackbone):
                 break
         return tuple(outs)
 
-    def _freeze_stages(self) -> None:
-        super()._freeze_stages()
-        for i in range(self.frozen_stages + 1):
-            norm = getattr(self, f'norm{i}', None)
-            if norm is not None:
-                norm.eval()
-                for param in norm.parameters():
-                    param.requires_grad = False
-
     def convert_pretrained(self, state_dict):
         """Official ImageNet/detection layouts -> ours (``init_cfg``
         ``Pretrained`` goes through :meth:`BaseBackbone.init_weights`)."""

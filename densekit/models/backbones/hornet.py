@@ -418,15 +418,6 @@ class HorNet(BaseBackbone):
                 f'{arch!r}')
         return dict(cls.arch_settings[key])
 
-    def _freeze_stages(self) -> None:
-        super()._freeze_stages()
-        for i in range(self.frozen_stages + 1):
-            norm = getattr(self, f'norm{i}', None)
-            if norm is not None:
-                norm.eval()
-                for param in norm.parameters():
-                    param.requires_grad = False
-
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Args: x (Tensor): images, (N, C_in, H, W), any H and W.
 
