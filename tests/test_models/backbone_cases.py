@@ -20,6 +20,10 @@ BACKBONES = {
                           mlp_ratios=(2, 2, 2, 2), head_conv=3,
                           sa_num_heads=(-1, -1, 4, 8)),
                 out_indices=(0, 1, 2, 3), drop_path_rate=0.),
+    'TransNeXt': dict(arch=dict(embed_dims=(16, 32, 64, 64),
+                                depths=(1, 1, 2, 1), num_heads=(2, 2, 4, 4),
+                                mlp_ratios=(4, 4, 4, 4)),
+                      img_size=64, out_indices=(0, 1, 2, 3)),
 }
 
 

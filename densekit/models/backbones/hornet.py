@@ -69,8 +69,8 @@ from torch import Tensor
 
 from densekit.registry import MODELS
 from densekit.models.layers import LayerNorm2d
-from densekit.models.layers.padded_downsample import (
-    PaddedDownsample, trunc_normal_init_weights)
+from densekit.models.layers.padded_downsample import PaddedDownsample
+from densekit.models.layers.weight_init import trunc_normal_init_weights
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 

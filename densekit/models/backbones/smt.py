@@ -53,9 +53,7 @@ thus has 10% more than the published 20.5M (README: 21M), while its 4.66
 GMACs at 224x224 (attention products excluded, as ptflops counts) match the
 README's 4.7G; the published count, not the architecture, looks off.
 """
-import math
 import re
-from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -65,7 +63,8 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
-from densekit.models.utils.checkpoint import unwrap_state_dict
+from densekit.models.layers.weight_init import fan_out_normal_init_weights
+from densekit.models.utils.checkpoint import convert_state_dict_keys
 from .base_backbone import BaseBackbone
 
 __all__ = ['SMT', 'SMTClassifier', 'smt_classifier', 'convert_smt',
@@ -74,25 +73,6 @@ __all__ = ['SMT', 'SMTClassifier', 'smt_classifier', 'convert_smt',
 # LayerNorm eps of the blocks and stage norms (official ``norm_layer``);
 # the patch embeddings use nn.LayerNorm's default 1e-5
 BLOCK_NORM_EPS = 1e-6
-
-
-def _official_init(module: nn.Module) -> None:
-    """The official ``_init_weights``: trunc-normal(0.02) Linear, unit LN,
-    conv weights ``N(0, 2 / fan_out)`` with ``fan_out = k*k*C_out/groups``,
-    zero biases (BatchNorm keeps PyTorch's default)."""
-    if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Conv2d):
-        fan_out = module.kernel_size[0] * module.kernel_size[1] * \
-            module.out_channels // module.groups
-        nn.init.normal_(module.weight, 0, math.sqrt(2.0 / fan_out))
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 class SMTStem(nn.Module):
@@ -508,7 +488,7 @@ class SMT(BaseBackbone):
             self.stage_strides.append(4 * 2**i)
             channels = dims[i]
         self._check_indices()
-        self.apply(_official_init)
+        self.apply(fan_out_normal_init_weights)
         self._freeze_stages()
 
     @classmethod
@@ -592,7 +572,7 @@ class SMTClassifier(nn.Module):
         channels = self.backbone.stage_channels[3]
         self.head = nn.Linear(channels, num_classes) if num_classes > 0 \
             else nn.Identity()
-        self.head.apply(_official_init)
+        self.head.apply(fan_out_normal_init_weights)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.backbone(x)[-1].mean(dim=(2, 3)))
@@ -693,26 +673,5 @@ def convert_smt(checkpoint, with_head: bool = False) -> Dict[str, Tensor]:
     Raises:
         KeyError: For keys this layout does not know (listed).
     """
-    state_dict = unwrap_state_dict(checkpoint, 'convert_smt')
-    if any(k.startswith('backbone.') for k in state_dict):
-        state_dict = OrderedDict(
-            (k[len('backbone.'):] if k.startswith('backbone.') else k, v)
-            for k, v in state_dict.items()
-            if k.startswith('backbone.') or (with_head
-                                             and k.startswith('head.')))
-    converted: Dict[str, Tensor] = OrderedDict()
-    unknown: List[str] = []
-    for key, value in state_dict.items():
-        new_key = _convert_key(key, with_head)
-        if new_key is None:
-            unknown.append(key)
-        elif new_key:
-            converted[new_key] = value
-    if unknown:
-        raise KeyError(f'convert_smt: {len(unknown)} keys not in the '
-                       f'official SMT layout: {unknown[:10]}')
-    if with_head:
-        converted = OrderedDict(
-            (k if k.startswith('head.') else f'backbone.{k}', v)
-            for k, v in converted.items())
-    return converted
+    return convert_state_dict_keys(checkpoint, 'convert_smt', 'official SMT',
+                                   _convert_key, with_head)

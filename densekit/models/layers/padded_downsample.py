@@ -43,16 +43,3 @@ class PaddedDownsample(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h))
         x = self.conv(x)
         return x if self.norm_first else self.norm(x)
-
-
-def trunc_normal_init_weights(module: nn.Module) -> None:
-    """The ConvNeXt-family ``_init_weights`` (EdgeNeXt, HorNet): truncated
-    normal (std 0.02) convs and linears with zero bias, unit LayerNorms;
-    use as ``model.apply(trunc_normal_init_weights)``."""
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.trunc_normal_(module.weight, std=.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)

@@ -180,3 +180,43 @@ def state_dict_problems(state_dict: Mapping[str, Tensor],
                 f'shape of {key}: checkpoint {tuple(value.shape)}, model '
                 f'{tuple(model_state[key].shape)}')
     return problems, optional_absent
+
+
+def convert_state_dict_keys(checkpoint, owner: str, layout: str,
+                            convert_key: Callable[[str, bool], Optional[str]],
+                            with_head: bool = False) -> Dict[str, Tensor]:
+    """The key-by-key conversion shared by the backbone converters.
+
+    A detection/segmentation checkpoint (``backbone.``-prefixed keys) keeps
+    its backbone (and ``head.`` with ``with_head``); every key goes through
+    ``convert_key(key, with_head)``, which returns the new key, ``''`` to
+    drop it on purpose, or None for a key the layout does not know. With
+    ``with_head`` the result is in the classifier's layout
+    (``backbone.*`` + ``head.*``).
+
+    Raises:
+        KeyError: listing the unknown keys, ``owner`` and ``layout`` named.
+    """
+    state_dict = unwrap_state_dict(checkpoint, owner)
+    if any(k.startswith('backbone.') for k in state_dict):
+        state_dict = OrderedDict(
+            (k[len('backbone.'):] if k.startswith('backbone.') else k, v)
+            for k, v in state_dict.items()
+            if k.startswith('backbone.') or (with_head
+                                             and k.startswith('head.')))
+    converted: Dict[str, Tensor] = OrderedDict()
+    unknown = []
+    for key, value in state_dict.items():
+        new_key = convert_key(key, with_head)
+        if new_key is None:
+            unknown.append(key)
+        elif new_key:
+            converted[new_key] = value
+    if unknown:
+        raise KeyError(f'{owner}: {len(unknown)} keys not in the '
+                       f'{layout} layout: {unknown[:10]}')
+    if with_head:
+        converted = OrderedDict(
+            (k if k.startswith('head.') else f'backbone.{k}', v)
+            for k, v in converted.items())
+    return converted

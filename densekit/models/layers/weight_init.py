@@ -1,0 +1,37 @@
+"""The official weight initialisations of the backbone families, for
+``model.apply(...)``."""
+import math
+
+import torch.nn as nn
+
+
+def trunc_normal_init_weights(module: nn.Module) -> None:
+    """The ConvNeXt-family ``_init_weights`` (EdgeNeXt, HorNet): truncated
+    normal (std 0.02) convs and linears with zero bias, unit LayerNorms;
+    use as ``model.apply(trunc_normal_init_weights)``."""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.trunc_normal_(module.weight, std=.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def fan_out_normal_init_weights(module: nn.Module) -> None:
+    """The PVT-family ``_init_weights`` (SMT, TransNeXt): truncated normal
+    (std 0.02) linears, unit LayerNorms, conv weights ``N(0, 2 / fan_out)``
+    with ``fan_out = k * k * C_out / groups``, zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Conv2d):
+        fan_out = module.kernel_size[0] * module.kernel_size[1] * \
+            module.out_channels // module.groups
+        nn.init.normal_(module.weight, 0, math.sqrt(2.0 / fan_out))
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -1,0 +1,269 @@
+"""TransNeXt: parameter counts against the official figures, feature
+contract, odd input sizes, freezing, gradients, the aggregated attention
+against a per-pixel loop reference, and the converter of official
+checkpoints on an official-layout state dict written out by hand."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import densekit.models.backbones.transnext  # noqa: F401  (registers)
+from densekit.models.backbones.transnext import (
+    AggregatedAttention, TransNeXt, convert_transnext, local_length_and_mask,
+    relative_position_cpb, sliding_window_keys, transnext_classifier)
+from densekit.registry import MODELS
+
+# ImageNet-1K, 1000-class head (official README)
+OFFICIAL_PARAMS_M = {'micro': 12.8, 'tiny': 28.2}
+# a small arch for speed
+SMALL = dict(embed_dims=(16, 32, 64, 64), depths=(1, 1, 2, 1),
+             num_heads=(2, 2, 4, 4), mlp_ratios=(4, 4, 4, 4))
+
+
+@pytest.mark.parametrize('arch', ['micro', 'tiny'])
+def test_params_match_official(arch):
+    model = transnext_classifier(arch, num_classes=1000, img_size=64)
+    n = sum(p.numel() for p in model.parameters()) / 1e6
+    assert abs(n - OFFICIAL_PARAMS_M[arch]) / OFFICIAL_PARAMS_M[arch] < 0.03
+    logits = model.eval()(torch.rand(1, 3, 64, 64))
+    assert logits.shape == (1, 1000)
+
+
+def test_feature_contract_micro_from_registry():
+    model = MODELS.build(dict(type='densekit.TransNeXt', arch='micro',
+                              img_size=64)).eval()
+    assert model.out_strides == [4, 8, 16, 32]
+    assert model.out_channels == [48, 96, 192, 384]
+    with torch.no_grad():
+        outs = model(torch.rand(2, 3, 64, 64))
+    for out, c, s in zip(outs, model.out_channels, model.out_strides):
+        assert out.shape == (2, c, 64 // s, 64 // s)
+    model = TransNeXt(arch=SMALL, img_size=64, out_indices=(1, 3))
+    assert model.out_strides == [8, 32]
+    assert [o.shape[1] for o in model(torch.rand(1, 3, 64, 64))] == [32, 64]
+
+
+@pytest.mark.parametrize('size', [(70, 45), (97, 64), (40, 33)])
+def test_non_multiple_of_32_gives_ceil(size):
+    model = TransNeXt(arch=SMALL, img_size=64).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, *size))
+    for out, s in zip(outs, model.out_strides):
+        assert out.shape[2:] == (math.ceil(size[0] / s),
+                                 math.ceil(size[1] / s))
+        assert torch.isfinite(out).all()
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError):
+        TransNeXt(arch='huge')
+    with pytest.raises(ValueError):
+        TransNeXt(arch=SMALL, img_size=64, out_indices=(4, ))
+    with pytest.raises(ValueError):
+        TransNeXt(arch=SMALL, img_size=64, frozen_stages=4)
+
+
+def test_frozen_stages():
+    model = TransNeXt(arch=SMALL, img_size=64, frozen_stages=1)
+    model.train()
+    for i, stage in enumerate(model.stages):
+        grads = {p.requires_grad for p in stage.parameters()}
+        assert grads == ({False} if i <= 1 else {True})
+        assert stage.training == (i > 1)
+
+
+def test_forward_backward_reaches_every_parameter():
+    model = TransNeXt(arch=SMALL, img_size=64, drop_path_rate=0.1).train()
+    # non-zero learnable_bias etc. so every path carries gradient
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.01)
+    outs = model(torch.rand(2, 3, 64, 48))
+    sum(o.square().mean() for o in outs).backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+
+
+def test_sliding_window_keys_match_loop():
+    torch.manual_seed(0)
+    H, W, w = 4, 5, 3
+    x = torch.randn(2, 3, H * W, 4)
+    cols = sliding_window_keys(x, (H, W), w)
+    assert cols.shape == (2, 3, H * W, 4, w * w)
+    ref = torch.zeros_like(cols)
+    for i in range(H):
+        for j in range(W):
+            for dy in range(w):
+                for dx in range(w):
+                    y, z = i + dy - w // 2, j + dx - w // 2
+                    if 0 <= y < H and 0 <= z < W:
+                        ref[:, :, i * W + j, :, dy * w + dx] = \
+                            x[:, :, y * W + z]
+    torch.testing.assert_close(cols, ref)
+    length, mask = local_length_and_mask((H, W), w)
+    assert length[0, 0] == 4 and length[W + 1, 0] == 9
+    torch.testing.assert_close(mask, (ref.abs().sum((0, 1, 3)) == 0))
+
+
+def _attention_loop(attn, x, hw, index, table):
+    """Aggregated attention (Sec. 3.2-3.3) one query pixel at a time."""
+    B, N, C = x.shape
+    H, W = hw
+    heads, d, w = attn.num_heads, attn.head_dims, attn.window_size
+    ph, pw = attn.pool_hw(hw)
+    q = F.normalize(attn.q(x).view(B, N, heads, d), dim=-1)
+    k, v = attn.kv(x).view(B, N, 2, heads, d).unbind(2)
+    k = F.normalize(k, dim=-1)
+    pooled = F.adaptive_avg_pool2d(
+        attn.act(attn.sr(x.transpose(1, 2).reshape(B, C, H, W))), (ph, pw))
+    pooled = attn.norm(pooled.flatten(2).transpose(1, 2))
+    kp, vp = attn.kv(pooled).view(B, ph * pw, 2, heads, d).unbind(2)
+    kp = F.normalize(kp, dim=-1)
+    bias = attn.cpb_fc2(F.relu(attn.cpb_fc1(table)))[index].view(
+        N, ph * pw, heads)
+    tau = F.softplus(attn.temperature).view(heads)
+    out = torch.zeros(B, N, heads, d)
+    for p in range(N):
+        i, j = divmod(p, W)
+        nbrs = [(dy * w + dx, (i + dy - 1) * W + j + dx - 1)
+                for dy in range(w) for dx in range(w)
+                if 0 <= i + dy - 1 < H and 0 <= j + dx - 1 < W]
+        scale = math.log(len(nbrs) + ph * pw)
+        for h in range(heads):
+            qs = (q[:, p, h] + attn.query_embedding[h, 0]) * tau[h] * scale
+            loc = torch.stack([qs[b] @ k[b, n, h] for b in range(B)
+                               for _, n in nbrs]).view(B, -1) + \
+                attn.relative_pos_bias_local[h, [s for s, _ in nbrs]]
+            pool = (qs.unsqueeze(1) * kp[:, :, h]).sum(-1) + bias[p, :, h]
+            a = torch.cat([loc, pool], -1).softmax(-1)
+            for t, (s, n) in enumerate(nbrs):
+                wt = a[:, t] + q[:, p, h] @ attn.learnable_tokens[h, :, s] + \
+                    attn.learnable_bias[h, 0, s]
+                out[:, p, h] += wt[:, None] * v[:, n, h]
+            out[:, p, h] += (a[:, len(nbrs):, None] * vp[:, :, h]).sum(1)
+    return attn.proj(out.reshape(B, N, C))
+
+
+def test_aggregated_attention_matches_pixel_loop():
+    torch.manual_seed(0)
+    hw, sr = (4, 6), 2
+    attn = AggregatedAttention(8, 2, hw, window_size=3, sr_ratio=sr).eval()
+    for p in attn.parameters():
+        p.data.add_(torch.randn_like(p) * 0.1)
+    index, table = relative_position_cpb(hw, (2, 3))
+    x = torch.randn(2, hw[0] * hw[1], 8)
+    # length scale and padding mask as the stage makes them (sr 2 stage)
+    stage = TransNeXt(arch=SMALL, img_size=64).stages[2]
+    assert stage.sr_ratio == sr
+    scale, mask = stage.attention_inputs(hw, x.device)
+    with torch.no_grad():
+        out = attn(x, hw, index, table, scale, mask)
+        ref = _attention_loop(attn, x, hw, index, table)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_relative_coords_are_log_spaced():
+    index, table = relative_position_cpb((4, 4), (2, 2))
+    assert index.shape == (16 * 4, )
+    assert table.abs().max() <= 1.0 + 1e-6
+    # offset 0.5 px on a 4-grid -> 0.5 / 3 * 8, then log2(. + 1) / 3
+    expected = math.log2(0.5 / 3 * 8 + 1) / 3
+    assert torch.isclose(table.abs().min(), torch.tensor(expected))
+
+
+def official_state_dict(cfg, num_classes=1000, seed=0):
+    """An ImageNet checkpoint in the official key layout
+    (``classification/transnext_native.py``: ``patch_embed{i}``,
+    ``block{i}.{j}``, ``norm{i}``, ``head``), shapes written out here."""
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+
+    def put(name, *shape):
+        sd[name] = torch.randn(*shape, generator=g) * 0.2
+
+    dims, heads, ratios = cfg['embed_dims'], cfg['num_heads'], \
+        cfg['mlp_ratios']
+    cin = 3
+    for i in range(4):
+        c, n, s = dims[i], heads[i], i + 1
+        k = 7 if i == 0 else 3
+        put(f'patch_embed{s}.proj.weight', c, cin, k, k)
+        put(f'patch_embed{s}.proj.bias', c)
+        put(f'patch_embed{s}.norm.weight', c)
+        put(f'patch_embed{s}.norm.bias', c)
+        hidden = int(2 * int(c * ratios[i]) / 3)
+        for j in range(cfg['depths'][i]):
+            p = f'block{s}.{j}.'
+            for norm in ('norm1', 'norm2'):
+                put(p + norm + '.weight', c)
+                put(p + norm + '.bias', c)
+            put(p + 'attn.temperature', n, 1, 1)
+            put(p + 'attn.query_embedding', n, 1, c // n)
+            if i < 3:
+                put(p + 'attn.q.weight', c, c)
+                put(p + 'attn.q.bias', c)
+                put(p + 'attn.kv.weight', 2 * c, c)
+                put(p + 'attn.kv.bias', 2 * c)
+                put(p + 'attn.sr.weight', c, c, 1, 1)
+                put(p + 'attn.sr.bias', c)
+                put(p + 'attn.norm.weight', c)
+                put(p + 'attn.norm.bias', c)
+                put(p + 'attn.relative_pos_bias_local', n, 9)
+                put(p + 'attn.learnable_tokens', n, c // n, 9)
+                put(p + 'attn.learnable_bias', n, 1, 9)
+            else:
+                put(p + 'attn.qkv.weight', 3 * c, c)
+                put(p + 'attn.qkv.bias', 3 * c)
+            put(p + 'attn.proj.weight', c, c)
+            put(p + 'attn.proj.bias', c)
+            put(p + 'attn.cpb_fc1.weight', 512, 2)
+            put(p + 'attn.cpb_fc1.bias', 512)
+            put(p + 'attn.cpb_fc2.weight', n, 512)
+            put(p + 'attn.cpb_fc2.bias', n)
+            put(p + 'mlp.fc1.weight', 2 * hidden, c)
+            put(p + 'mlp.fc1.bias', 2 * hidden)
+            put(p + 'mlp.dwconv.dwconv.weight', hidden, 1, 3, 3)
+            put(p + 'mlp.dwconv.dwconv.bias', hidden)
+            put(p + 'mlp.fc2.weight', c, hidden)
+            put(p + 'mlp.fc2.bias', c)
+        put(f'norm{s}.weight', c)
+        put(f'norm{s}.bias', c)
+        cin = c
+    put('head.weight', num_classes, dims[3])
+    put('head.bias', num_classes)
+    return sd
+
+
+def test_converter_loads_official_layout_strictly():
+    official = official_state_dict(SMALL)
+    model = TransNeXt(arch=SMALL, img_size=64)
+    converted = convert_transnext({'model': official})
+    model.load_state_dict(converted, strict=True)
+    torch.testing.assert_close(
+        model.stages[1].blocks[0].mlp.dwconv.weight,
+        official['block2.0.mlp.dwconv.dwconv.weight'])
+    torch.testing.assert_close(model.stages[3].norm.bias,
+                               official['norm4.bias'])
+    # classifier with head; detection layout; idempotent; unknown keys
+    clf = transnext_classifier(SMALL, num_classes=1000, img_size=64)
+    clf.load_state_dict(convert_transnext(official, with_head=True))
+    det = {f'backbone.{k}': v for k, v in official.items()
+           if not k.startswith('head.')}
+    det['neck.conv.weight'] = torch.zeros(1)
+    assert convert_transnext({'state_dict': det}).keys() == converted.keys()
+    assert convert_transnext(converted).keys() == converted.keys()
+    assert model.convert_pretrained(official).keys() == converted.keys()
+    with pytest.raises(KeyError):
+        convert_transnext({**official, 'block1.0.attn.foo': torch.zeros(1)})
+
+
+def test_init_cfg_pretrained_accepts_official_file(tmp_path):
+    path = tmp_path / 'transnext.pth'
+    official = official_state_dict(SMALL)
+    torch.save({'model': official}, path)
+    model = TransNeXt(arch=SMALL, img_size=64, init_cfg=dict(
+        type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    torch.testing.assert_close(model.stages[0].embed.proj.weight,
+                               official['patch_embed1.proj.weight'])
