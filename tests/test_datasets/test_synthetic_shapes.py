@@ -107,12 +107,12 @@ def test_annotations_are_valid_coco(dataset, split):
             osp.join(dataset['img_dirs'][split], img_info['file_name']))
         assert img.shape == (h, w, 3) == (96, 96, 3)
         anns = coco.loadAnns(coco.getAnnIds(imgIds=img_id))
-        assert 1 <= len(anns) <= SMALL['max_objects']
+        assert len(anns) in range(1, SMALL['max_objects'] + 1)
         union = np.zeros((h, w), np.int64)
         for ann in anns:
             x, y, bw, bh = ann['bbox']
             assert ann['iscrowd'] == 0 and ann['image_id'] == img_id
-            assert 1 <= ann['category_id'] <= len(SHAPES_CLASSES)
+            assert ann['category_id'] in range(1, len(SHAPES_CLASSES) + 1)
             assert 0 <= x and 0 <= y and bw > 0 and bh > 0
             assert x + bw <= w and y + bh <= h
             assert ann['area'] > 0
@@ -142,7 +142,7 @@ def test_render_shapes_image_occlusion_and_texture():
         assert sample.img.shape == (256, 256, 3)
         assert sample.img.dtype == np.uint8
         assert sample.masks.shape == (num, 256, 256)
-        assert 1 <= num <= 6
+        assert num in range(1, 7)
         assert set(sample.labels.tolist()) <= set(range(len(SHAPES_CLASSES)))
         # Visible masks are disjoint and keep >= 70% of each object.
         assert sample.masks.sum(axis=0).max() <= 1

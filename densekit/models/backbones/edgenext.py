@@ -52,7 +52,8 @@ from torch import Tensor
 from densekit.registry import MODELS
 from densekit.models.layers import LayerNorm2d
 from densekit.models.layers.padded_downsample import PaddedDownsample
-from densekit.models.layers.weight_init import trunc_normal_init_weights
+from densekit.models.layers.weight_init import (
+    trunc_normal_init_weights, layer_scale)
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
@@ -89,9 +90,8 @@ class ConvEncoder(nn.Module):
         self.fc1 = nn.Linear(dim, expan_ratio * dim)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(expan_ratio * dim, dim)
-        self.gamma = nn.Parameter(
-            torch.full((dim, ), float(layer_scale_init_value))
-        ) if layer_scale_init_value > 0 else None
+        self.gamma = layer_scale(dim, layer_scale_init_value,
+                                 layer_scale_init_value > 0)
         self.drop_path = DropPath(drop_path) if drop_path > 0 \
             else nn.Identity()
 
@@ -242,13 +242,10 @@ class SDTAEncoder(nn.Module):
         self.fc1 = nn.Linear(dim, expan_ratio * dim)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(expan_ratio * dim, dim)
-        if layer_scale_init_value > 0:
-            self.gamma_attn = nn.Parameter(
-                torch.full((dim, ), float(layer_scale_init_value)))
-            self.gamma = nn.Parameter(
-                torch.full((dim, ), float(layer_scale_init_value)))
-        else:
-            self.gamma_attn = self.gamma = None
+        self.gamma_attn = layer_scale(dim, layer_scale_init_value,
+                                      layer_scale_init_value > 0)
+        self.gamma = layer_scale(dim, layer_scale_init_value,
+                               layer_scale_init_value > 0)
         self.drop_path = DropPath(drop_path) if drop_path > 0 \
             else nn.Identity()
 

@@ -46,6 +46,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
+from densekit.models.layers.weight_init import layer_scale
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
@@ -262,13 +263,8 @@ class FocalNetBlock(nn.Module):
             else nn.Identity()
         self.norm2 = nn.LayerNorm(dims)
         self.mlp = FocalNetMLP(dims, int(dims * mlp_ratio), drop_rate)
-        if use_layerscale:
-            self.gamma1 = nn.Parameter(
-                torch.full((dims, ), float(layer_scale_init_value)))
-            self.gamma2 = nn.Parameter(
-                torch.full((dims, ), float(layer_scale_init_value)))
-        else:
-            self.gamma1 = self.gamma2 = None
+        self.gamma1 = layer_scale(dims, layer_scale_init_value, use_layerscale)
+        self.gamma2 = layer_scale(dims, layer_scale_init_value, use_layerscale)
 
     @staticmethod
     def _scale(x: Tensor, gamma: Optional[Tensor]) -> Tensor:

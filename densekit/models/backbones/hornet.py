@@ -70,7 +70,8 @@ from torch import Tensor
 from densekit.registry import MODELS
 from densekit.models.layers import LayerNorm2d
 from densekit.models.layers.padded_downsample import PaddedDownsample
-from densekit.models.layers.weight_init import trunc_normal_init_weights
+from densekit.models.layers.weight_init import (
+    trunc_normal_init_weights, layer_scale)
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
@@ -224,13 +225,10 @@ class HorNetBlock(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
-        if layer_scale_init_value > 0:
-            self.gamma1 = nn.Parameter(
-                torch.full((dim, ), float(layer_scale_init_value)))
-            self.gamma2 = nn.Parameter(
-                torch.full((dim, ), float(layer_scale_init_value)))
-        else:
-            self.gamma1 = self.gamma2 = None
+        self.gamma1 = layer_scale(dim, layer_scale_init_value,
+                               layer_scale_init_value > 0)
+        self.gamma2 = layer_scale(dim, layer_scale_init_value,
+                               layer_scale_init_value > 0)
         self.drop_path = DropPath(drop_path) if drop_path > 0 \
             else nn.Identity()
 

@@ -63,7 +63,8 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
-from densekit.models.layers.weight_init import fan_out_normal_init_weights
+from densekit.models.layers.weight_init import (
+    fan_out_normal_init_weights, layer_scale)
 from densekit.models.utils.checkpoint import convert_state_dict_keys
 from .base_backbone import BaseBackbone
 
@@ -329,13 +330,8 @@ class SMTBlock(nn.Module):
             else nn.Identity()
         self.norm2 = nn.LayerNorm(dims, eps=BLOCK_NORM_EPS)
         self.mlp = SMTMlp(dims, int(dims * mlp_ratio), drop)
-        if use_layerscale:
-            self.gamma1 = nn.Parameter(
-                torch.full((dims, ), float(layer_scale_init_value)))
-            self.gamma2 = nn.Parameter(
-                torch.full((dims, ), float(layer_scale_init_value)))
-        else:
-            self.gamma1 = self.gamma2 = None
+        self.gamma1 = layer_scale(dims, layer_scale_init_value, use_layerscale)
+        self.gamma2 = layer_scale(dims, layer_scale_init_value, use_layerscale)
 
     @staticmethod
     def _scale(x: Tensor, gamma: Optional[Tensor]) -> Tensor:

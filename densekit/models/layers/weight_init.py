@@ -1,7 +1,9 @@
 """The official weight initialisations of the backbone families, for
 ``model.apply(...)``."""
 import math
+from typing import Optional
 
+import torch
 import torch.nn as nn
 
 
@@ -35,3 +37,12 @@ def fan_out_normal_init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0, math.sqrt(2.0 / fan_out))
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+
+
+def layer_scale(dims: int, init_value: float,
+                enabled: bool = True) -> Optional[nn.Parameter]:
+    """A per-channel layer-scale vector (CaiT) filled with ``init_value``,
+    or None when disabled (the block then skips the multiplication)."""
+    if not enabled:
+        return None
+    return nn.Parameter(torch.full((dims, ), float(init_value)))
