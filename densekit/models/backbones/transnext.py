@@ -92,19 +92,24 @@ def relative_position_cpb(query_size: Tuple[int, int],
         (T, 2).
     """
     pretrain_size = pretrain_size or query_size
-    axes = []
+    # The offsets are separable: the set of (dh, dw) pairs is the product
+    # of the per-axis sets, so deduplicating each axis and combining them
+    # gives torch.unique(rel, dim=0) (same lexicographic order) without
+    # sorting Nq * Nk pairs (25M at 800x800, stage 1).
+    values, inverse = [], []
     for dim in range(2):
         q = torch.arange(query_size[dim], dtype=torch.float32)
         k = F.adaptive_avg_pool1d(q[None], key_size[dim])[0]
-        axes.append((q, k))
-    qh, qw = torch.meshgrid(axes[0][0], axes[1][0], indexing='ij')
-    kh, kw = torch.meshgrid(axes[0][1], axes[1][1], indexing='ij')
-    rel_h = (qh.reshape(-1, 1) - kh.reshape(1, -1)) / \
-        (pretrain_size[0] - 1) * 8
-    rel_w = (qw.reshape(-1, 1) - kw.reshape(1, -1)) / \
-        (pretrain_size[1] - 1) * 8
-    rel = torch.stack([rel_h, rel_w], dim=-1).view(-1, 2)
-    table, index = torch.unique(rel, return_inverse=True, dim=0)
+        rel = (q[:, None] - k[None, :]) / (pretrain_size[dim] - 1) * 8
+        unique, inv = torch.unique(rel, return_inverse=True)
+        values.append(unique)
+        inverse.append(inv)  # (Q_dim, K_dim)
+    num_w = values[1].numel()
+    table = torch.stack(torch.meshgrid(values[0], values[1], indexing='ij'),
+                        dim=-1).view(-1, 2)
+    # index[(a, b), (c, d)] = inv_h[a, c] * num_w + inv_w[b, d]
+    index = (inverse[0][:, None, :, None] * num_w +
+             inverse[1][None, :, None, :]).reshape(-1)
     table = torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
     return index, table
 

@@ -2,7 +2,9 @@
 contract, odd input sizes, freezing, gradients, the aggregated attention
 against a per-pixel loop reference, and the converter of official
 checkpoints on an official-layout state dict written out by hand."""
+import importlib.util
 import math
+import os.path as osp
 
 import pytest
 import torch
@@ -267,3 +269,61 @@ def test_init_cfg_pretrained_accepts_official_file(tmp_path):
     model.init_weights()
     torch.testing.assert_close(model.stages[0].embed.proj.weight,
                                official['patch_embed1.proj.weight'])
+
+
+def test_converter_tool(tmp_path, capsys):
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    spec = importlib.util.spec_from_file_location(
+        'transnext_to_densekit',
+        osp.join(root, 'tools', 'model_converters',
+                 'transnext_to_densekit.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.convert_transnext is convert_transnext
+    src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
+    official = official_state_dict(TransNeXt._arch_settings('micro'))
+    torch.save({'model': official}, src)
+    assert tool.main([str(src), str(dst), '--arch', 'micro']) == 0
+    assert 'every key and shape matches' in capsys.readouterr().out
+    saved = torch.load(dst, map_location='cpu', weights_only=True)
+    assert saved['meta']['converter'] == 'convert_transnext'
+    model = TransNeXt(arch='micro', img_size=64)
+    model.load_state_dict(saved['state_dict'], strict=True)
+    torch.testing.assert_close(model.stages[2].blocks[3].attn.proj.weight,
+                               official['block3.3.attn.proj.weight'])
+    assert tool.main([str(src), str(dst), '--arch', 'micro',
+                      '--with-head']) == 0
+    with_head = torch.load(dst, map_location='cpu', weights_only=True)
+    assert 'head.weight' in with_head['state_dict']
+    assert tool.main([str(src), str(dst), '--prefix', 'backbone.']) == 0
+    prefixed = torch.load(dst, map_location='cpu', weights_only=True)
+    assert all(k.startswith('backbone.') for k in prefixed['state_dict'])
+    # a wrong arch is reported, not saved as if it fitted
+    capsys.readouterr()
+    assert tool.main([str(src), str(dst), '--arch', 'tiny']) == 1
+    assert 'mismatches against TransNeXt tiny' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('query,key,pretrain', [((4, 4), (2, 2), None),
+                                                ((7, 5), (3, 2), (4, 4)),
+                                                ((16, 12), (2, 2), (8, 8))])
+def test_relative_position_cpb_equals_unique_over_all_pairs(query, key,
+                                                           pretrain):
+    # reference: the official construction, torch.unique over every pair
+    pre = pretrain or query
+    axes = [(torch.arange(query[d], dtype=torch.float32),
+             F.adaptive_avg_pool1d(
+                 torch.arange(query[d], dtype=torch.float32)[None],
+                 key[d])[0]) for d in range(2)]
+    qh, qw = torch.meshgrid(axes[0][0], axes[1][0], indexing='ij')
+    kh, kw = torch.meshgrid(axes[0][1], axes[1][1], indexing='ij')
+    rel = torch.stack([
+        (qh.reshape(-1, 1) - kh.reshape(1, -1)) / (pre[0] - 1) * 8,
+        (qw.reshape(-1, 1) - kw.reshape(1, -1)) / (pre[1] - 1) * 8
+    ], dim=-1).view(-1, 2)
+    ref_table, ref_index = torch.unique(rel, return_inverse=True, dim=0)
+    ref_table = torch.sign(ref_table) * torch.log2(ref_table.abs() + 1) / 3
+    index, table = relative_position_cpb(query, key, pretrain)
+    torch.testing.assert_close(table, ref_table)
+    assert torch.equal(index, ref_index)
