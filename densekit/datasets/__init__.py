@@ -4,14 +4,20 @@ Importing this package registers densekit's transforms in
 :data:`densekit.registry.TRANSFORMS` and datasets in
 :data:`densekit.registry.DATASETS`; it does not import any model code.
 """
+from .anomaly_datasets import (ANOMALY_CLASSES, ANOMALY_METAINFO,
+                               MVTecADDataset, MVTecLOCODataset, VisADataset)
 from .shapes_seg_dataset import ShapesSegDataset
-from .synthetic import (SHAPES_CLASSES, SHAPES_METAINFO, generate_shapes_coco,
+from .synthetic import (SHAPES_CLASSES, SHAPES_METAINFO,
+                        generate_anomaly_mvtec, generate_shapes_coco,
                         render_shapes_image)
-from .transforms import (LoadImageFromFileSafe, get_skipped_images,
+from .transforms import (LoadAnomalyMask, LoadImageFromFileSafe,
+                         PackAnomalyInputs, get_skipped_images,
                          reset_skipped_images)
 
 __all__ = [
     'SHAPES_CLASSES', 'SHAPES_METAINFO', 'generate_shapes_coco',
     'render_shapes_image', 'LoadImageFromFileSafe', 'get_skipped_images',
-    'reset_skipped_images', 'ShapesSegDataset'
+    'reset_skipped_images', 'ShapesSegDataset', 'ANOMALY_CLASSES',
+    'ANOMALY_METAINFO', 'MVTecADDataset', 'MVTecLOCODataset', 'VisADataset',
+    'generate_anomaly_mvtec', 'LoadAnomalyMask', 'PackAnomalyInputs'
 ]

@@ -6,11 +6,15 @@ Usage (from the repository root; densekit need not be installed)::
         --num-train 2000 --num-val 200 --img-size 256 --seed 0 [--overwrite]
     python tools/data/make_synthetic.py shapes_seg \
         --out data/synthetic_shapes_seg
+    python tools/data/make_synthetic.py anomaly --out data/synthetic_anomaly \
+        --category texture --num-train 200 --num-test-good 40 \
+        --num-test-defect 60
 
 Each task is a sub-command with its own options: ``shapes`` (COCO-format
 detection and instance segmentation), ``shapes_seg`` (the same images as
-semantic segmentation in ADE20K's layout). An existing dataset made with the
-same options is reused unless ``--overwrite`` is given.
+semantic segmentation in ADE20K's layout), ``anomaly`` (a woven texture
+with scratch, blob and colour defects in MVTec AD's layout). An existing
+dataset made with the same options is reused unless ``--overwrite`` is given.
 """
 import argparse
 import os.path as osp
@@ -120,12 +124,60 @@ def run_shapes_seg(args: argparse.Namespace) -> None:
         for name, n in info['pixel_counts'].items()))
 
 
+def add_anomaly_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--out',
+        default='data/synthetic_anomaly',
+        help='dataset root (the MVTecADDataset data_root)')
+    parser.add_argument('--category', default='texture',
+                        help='category folder name')
+    parser.add_argument('--num-train', type=int, default=200)
+    parser.add_argument('--num-test-good', type=int, default=40)
+    parser.add_argument(
+        '--num-test-defect', type=int, default=60,
+        help='defective test images, shared evenly by --defect-types')
+    parser.add_argument('--img-size', type=int, default=256)
+    parser.add_argument(
+        '--defect-types', nargs='+', default=None,
+        help='defect folders to write, from scratch, blob, color '
+        '(default: all three)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='regenerate even if a dataset with these options exists')
+
+
+def run_anomaly(args: argparse.Namespace) -> None:
+    from densekit.datasets.synthetic import generate_anomaly_mvtec
+
+    # None keeps the generator's default (every defect type)
+    extra = {} if args.defect_types is None else dict(
+        defect_types=args.defect_types)
+    start = time.time()
+    info = generate_anomaly_mvtec(
+        args.out, category=args.category, num_train=args.num_train,
+        num_test_good=args.num_test_good,
+        num_test_defect=args.num_test_defect, img_size=args.img_size,
+        seed=args.seed, overwrite=args.overwrite, **extra)
+    action = ('reused existing dataset (same options; pass --overwrite to '
+              'regenerate)' if info['reused'] else
+              f'generated in {time.time() - start:.1f}s')
+    print(f'synthetic anomaly set (MVTec AD layout) in '
+          f'{info["category_dir"]}: {action}')
+    for folder, num in info['num_images'].items():
+        print(f'  {folder}: {num} images')
+
+
 # task name -> (help, add its arguments, run it)
 TASKS = {
     'shapes': ('COCO-format detection and instance segmentation of circles, '
                'squares, triangles and stars', add_shapes_args, run_shapes),
     'shapes_seg': ('the shapes images as semantic segmentation, ADE20K '
                    'layout', add_shapes_seg_args, run_shapes_seg),
+    'anomaly': ('a woven texture with scratch, blob and colour defects for '
+                'anomaly detection, MVTec AD layout', add_anomaly_args,
+                run_anomaly),
 }
 
 

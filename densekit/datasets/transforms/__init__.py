@@ -1,4 +1,5 @@
 """Data transforms, registered in :data:`densekit.registry.TRANSFORMS`."""
+from .anomaly_transforms import LoadAnomalyMask, PackAnomalyInputs
 from .check_seg_labels import CheckSegLabels
 from .loading import (LoadImageFromFileSafe, get_skipped_images,
                       reset_skipped_images)
@@ -6,5 +7,6 @@ from .yolo_hsv_random_aug import YOLOHSVRandomAug
 
 __all__ = [
     'LoadImageFromFileSafe', 'get_skipped_images', 'reset_skipped_images',
-    'YOLOHSVRandomAug', 'CheckSegLabels'
+    'YOLOHSVRandomAug', 'CheckSegLabels', 'LoadAnomalyMask',
+    'PackAnomalyInputs'
 ]
