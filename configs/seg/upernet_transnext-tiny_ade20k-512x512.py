@@ -1,0 +1,27 @@
+# UPerNet + TransNeXt-Tiny on ADE20K (150 classes), 512x512 crops, 160k
+# iterations (the Swin-T UPerNet recipe: AdamW 6e-5, 8 GPUs x 2 images).
+# densekit.SegEncoderDecoder reads the heads' in_channels from the backbone.
+# ImageNet-1K weights: the official transnext_tiny_224_1k.pth (DaiShiResearch/TransNeXt),
+# converted to densekit keys with
+#   python tools/model_converters/transnext_to_densekit.py transnext_tiny_224_1k.pth checkpoints/transnext-tiny_in1k.pth
+#   python tools/train.py configs/seg/upernet_transnext-tiny_ade20k-512x512.py
+_base_ = [
+    '../_base_/models/upernet.py', '../_base_/datasets/ade20k.py',
+    '../_base_/default_runtime_seg.py',
+    '../_base_/schedules/schedule_160k_adamw.py'
+]
+crop_size = (512, 512)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        type='densekit.TransNeXt',
+        arch='tiny',
+        img_size=512,  # CPB tables for the 512x512 crops
+        pretrain_size=224,
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.3,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/transnext-tiny_in1k.pth')),
+    decode_head=dict(num_classes=150),
+    auxiliary_head=dict(num_classes=150))
+train_dataloader = dict(batch_size=2)
