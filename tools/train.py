@@ -29,7 +29,9 @@ def parse_args():
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--amp', action='store_true',
-        help='enable automatic mixed precision training (CUDA only)')
+        help='automatic mixed precision: float16 AmpOptimWrapper on CUDA, '
+        'bfloat16 autocast (densekit.CPUAutocastOptimWrapper) on CPUs with '
+        'native bfloat16')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the learning rate by actual / base batch size')
@@ -58,9 +60,12 @@ def main():
         work_dir=args.work_dir)
 
     if args.amp:
-        check_amp_available()
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        wrapper = check_amp_available()
+        cfg.optim_wrapper.type = wrapper
+        if wrapper == 'AmpOptimWrapper':
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:  # CPU bfloat16 autocast: no loss scaling
+            cfg.optim_wrapper.dtype = 'bfloat16'
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or \
                 'base_batch_size' not in cfg.auto_scale_lr:

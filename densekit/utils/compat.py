@@ -178,13 +178,21 @@ def revert_sync_batchnorm_cfg(cfg: Any) -> int:
     return count
 
 
-def check_amp_available() -> None:
-    """Raise ``SystemExit`` with a clear message if AMP cannot run here."""
-    if not torch.cuda.is_available():
-        raise SystemExit(
-            '--amp needs a CUDA device (mmengine\'s AmpOptimWrapper uses '
-            'torch.cuda.amp), but torch.cuda.is_available() is False on this '
-            'machine. Train without --amp on CPU.')
+def check_amp_available() -> str:
+    """The optimizer wrapper ``--amp`` uses here: ``'AmpOptimWrapper'``
+    (CUDA float16) or ``'densekit.CPUAutocastOptimWrapper'`` (bfloat16 on a
+    CPU with native bfloat16); ``SystemExit`` with a clear message when
+    neither can run."""
+    if torch.cuda.is_available():
+        return 'AmpOptimWrapper'
+    from densekit.engine.optimizers import cpu_supports_bf16
+    if cpu_supports_bf16():
+        return 'densekit.CPUAutocastOptimWrapper'
+    raise SystemExit(
+        '--amp needs a CUDA device (mmengine\'s AmpOptimWrapper uses '
+        'torch.cuda.amp) or a CPU with native bfloat16 (AVX-512 BF16 / AMX, '
+        'for densekit.CPUAutocastOptimWrapper); this machine has neither. '
+        'Train without --amp.')
 
 
 def select_dist_backend(cfg) -> None:

@@ -86,9 +86,35 @@ def test_revert_sync_batchnorm_cfg():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
-def test_amp_refused_without_cuda():
-    with pytest.raises(SystemExit, match='--amp needs a CUDA device'):
-        check_amp_available()
+def test_amp_without_cuda_uses_cpu_bf16_or_refuses():
+    with mock.patch('densekit.engine.optimizers.cpu_supports_bf16',
+                    return_value=True):
+        assert check_amp_available() == 'densekit.CPUAutocastOptimWrapper'
+    with mock.patch('densekit.engine.optimizers.cpu_supports_bf16',
+                    return_value=False):
+        with pytest.raises(SystemExit, match='--amp needs a CUDA device'):
+            check_amp_available()
+
+
+def test_cpu_autocast_optim_wrapper_runs_convs_in_bf16():
+    from densekit.engine.optimizers import CPUAutocastOptimWrapper
+    from densekit.registry import OPTIM_WRAPPERS
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 4, 3)
+    wrapper = OPTIM_WRAPPERS.build(dict(
+        type='densekit.CPUAutocastOptimWrapper',
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1)))
+    assert isinstance(wrapper, CPUAutocastOptimWrapper)
+    before = model.weight.detach().clone()
+    with wrapper.optim_context(model):
+        out = model(torch.rand(2, 3, 8, 8))
+    assert out.dtype == torch.bfloat16
+    wrapper.update_params(out.float().pow(2).mean())
+    assert model.weight.dtype == torch.float32
+    assert not torch.equal(model.weight, before)
+    with pytest.raises(ValueError, match='bfloat16'):
+        CPUAutocastOptimWrapper(dtype='float16', optimizer=torch.optim.SGD(
+            model.parameters(), lr=0.1))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
