@@ -278,7 +278,7 @@ def test_metric_through_evaluator():
 
 def test_metric_options_subset_and_registry():
     metric = METRICS.build(dict(type='densekit.AnomalyMetric',
-                                metrics='image_auroc'))
+                                metric='image_auroc'))
     samples = _dataset()
     metric.process({}, samples)
     # no map is stored when no pixel metric is asked for
@@ -382,7 +382,7 @@ def test_metric_per_defect():
                 for s in broken]
     samples += [dict(pred_score=s, gt_label=1, defect_type='scratch')
                 for s in scratch]
-    metric = AnomalyMetric(metrics='image_auroc', per_defect=True)
+    metric = AnomalyMetric(metric='image_auroc', per_defect=True)
     metric.process({}, samples)
     assert metric.compute_metrics(metric.results) == {
         'image_AUROC': pytest.approx(5 / 9),
@@ -395,7 +395,7 @@ def test_metric_per_defect():
 def test_metric_bad_arguments_and_inputs():
     with pytest.raises(KeyError, match="unknown metric.*'auroc'.*"
                                        "'image_auroc', 'pixel_auroc'"):
-        AnomalyMetric(metrics=('image_auroc', 'auroc'))
+        AnomalyMetric(metric=('image_auroc', 'auroc'))
     with pytest.raises(ValueError, match='pro_fpr_limit'):
         AnomalyMetric(pro_fpr_limit=1.5)
     with pytest.raises(ValueError, match='map_size'):

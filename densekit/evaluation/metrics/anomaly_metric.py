@@ -13,7 +13,7 @@ from densekit.evaluation.functional import (f1_max, pixel_auroc, pro_auc,
                                             roc_auc)
 from densekit.registry import METRICS
 
-# metric name accepted in ``metrics`` -> key in the returned dict
+# metric name accepted in ``metric`` -> key in the returned dict
 METRIC_KEYS = {
     'image_auroc': 'image_AUROC',
     'pixel_auroc': 'pixel_AUROC',
@@ -68,7 +68,7 @@ class AnomalyMetric(BaseMetric):
 
     Returned keys (prefixed ``anomaly/`` by the evaluator): ``image_AUROC``,
     ``pixel_AUROC``, ``AU-PRO``, ``image_F1max``, ``pixel_F1max`` for the
-    requested ``metrics``, and ``image_AUROC/<defect_type>`` per defect
+    requested ``metric`` names, and ``image_AUROC/<defect_type>`` per defect
     type with ``per_defect=True``.
 
     References:
@@ -80,7 +80,7 @@ class AnomalyMetric(BaseMetric):
         Unsupervised Anomaly Detection." IJCV 129, 2021.
 
     Args:
-        metrics (str | Sequence[str]): Any of ``'image_auroc'``,
+        metric (str | Sequence[str]): Any of ``'image_auroc'``,
             ``'pixel_auroc'``, ``'au_pro'``, ``'image_f1_max'``,
             ``'pixel_f1_max'``. Defaults to all five.
         pro_fpr_limit (float): FPR up to which the PRO curve is integrated,
@@ -100,7 +100,7 @@ class AnomalyMetric(BaseMetric):
         prefix (str, optional): Key prefix; ``None`` uses ``'anomaly'``.
 
     Examples:
-        >>> metric = AnomalyMetric(metrics=('image_auroc', 'au_pro'))
+        >>> metric = AnomalyMetric(metric=('image_auroc', 'au_pro'))
         >>> mask = torch.zeros(4, 4)
         >>> mask[1:3, 1:3] = 1
         >>> metric.process({}, [
@@ -114,7 +114,7 @@ class AnomalyMetric(BaseMetric):
     default_prefix: Optional[str] = 'anomaly'
 
     def __init__(self,
-                 metrics: Union[str, Sequence[str]] = tuple(METRIC_KEYS),
+                 metric: Union[str, Sequence[str]] = tuple(METRIC_KEYS),
                  pro_fpr_limit: float = 0.3,
                  map_size: Optional[Union[int, Tuple[int, int]]] = None,
                  per_defect: bool = False,
@@ -122,14 +122,15 @@ class AnomalyMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if isinstance(metrics, str):
-            metrics = (metrics, )
+        # named ``metric`` as mmdet's CocoMetric: a ``metrics`` key would
+        # make mmengine's Runner read the config as an Evaluator
+        metrics = (metric, ) if isinstance(metric, str) else tuple(metric)
         unknown = [m for m in metrics if m not in METRIC_KEYS]
         if unknown:
             raise KeyError(f'AnomalyMetric: unknown metric(s) {unknown}; '
                            f'valid ones are {list(METRIC_KEYS)}')
         if not metrics:
-            raise ValueError('AnomalyMetric: metrics is empty; name at least '
+            raise ValueError('AnomalyMetric: metric is empty; name at least '
                              f'one of {list(METRIC_KEYS)}')
         # keep the user's order, drop repeats
         self.metrics = tuple(dict.fromkeys(metrics))
