@@ -9,8 +9,12 @@ prints a table and exits non-zero when the targets are missed:
   COCO bbox AP, target ``--min-map50`` (default 0.50);
 * segmentation configs (``default_scope='mmseg'``): the synthetic shapes
   segmentation set, mmseg's IoUMetric, target ``--min-miou`` (default 0.70);
+* anomaly-detection configs (``default_scope='densekit'``, e.g.
+  ``configs/anomaly/efficientad_s_synthetic.py``): the synthetic texture-
+  defect set, densekit's AnomalyMetric, targets ``--min-image-auroc`` and
+  ``--min-pixel-auroc`` (default 0.95 each);
 
-both within ``--max-train-minutes`` (default 15) of training.
+all within ``--max-train-minutes`` (default 15) of training.
 
 Examples:
     python tools/analysis/learning_benchmark.py --work-dir work_dirs/bench
@@ -31,7 +35,11 @@ METRIC_RE = re.compile(r'coco/bbox_mAP(_50|_75)?: ([0-9.]+)')
 SEG_METRIC_RE = re.compile(r'\b(aAcc|mIoU|mAcc): ([0-9.]+)')
 # task -> (make_synthetic.py task, default data root)
 SYNTHETIC = dict(det=('shapes', 'data/synthetic_shapes'),
-                 seg=('shapes_seg', 'data/synthetic_shapes_seg'))
+                 seg=('shapes_seg', 'data/synthetic_shapes_seg'),
+                 anomaly=('anomaly', 'data/synthetic_anomaly'))
+# densekit.AnomalyMetric: "anomaly/image_AUROC: 0.9912" (fractions)
+ANOMALY_METRIC_RE = re.compile(
+    r'anomaly/(image_AUROC|pixel_AUROC|AU-PRO|image_F1max): ([0-9.]+)')
 
 
 def parse_args(argv=None):
@@ -48,6 +56,14 @@ def parse_args(argv=None):
                         help='detection target')
     parser.add_argument('--min-miou', type=float, default=0.70,
                         help='segmentation target (fraction, not percent)')
+    parser.add_argument('--min-image-auroc', type=float, default=0.95,
+                        help='anomaly-detection target')
+    parser.add_argument('--min-pixel-auroc', type=float, default=0.95,
+                        help='anomaly-detection target')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='train with tools/train.py --amp (bfloat16 autocast on CPUs '
+        'that have it)')
     parser.add_argument(
         '--cfg-options', nargs='*', default=[],
         help='forwarded to tools/train.py and tools/test.py')
@@ -70,10 +86,11 @@ def run(cmd, log_path):
 
 
 def config_task(config: str) -> str:
-    """``'seg'`` for mmseg-scoped configs, else ``'det'``."""
+    """``'seg'`` for mmseg-scoped configs, ``'anomaly'`` for densekit-scoped
+    ones, else ``'det'``."""
     from mmengine.config import Config
     scope = Config.fromfile(osp.join(ROOT, config)).get('default_scope')
-    return 'seg' if scope == 'mmseg' else 'det'
+    return {'mmseg': 'seg', 'densekit': 'anomaly'}.get(scope, 'det')
 
 
 def read_metrics(task: str, out: str) -> dict:
@@ -83,6 +100,11 @@ def read_metrics(task: str, out: str) -> dict:
                    for m in METRIC_RE.findall(out)}
         if 'mAP_50' not in metrics:
             raise SystemExit('tools/test.py printed no coco/bbox_mAP_50')
+    elif task == 'anomaly':
+        metrics = {k: float(v) for k, v in ANOMALY_METRIC_RE.findall(out)}
+        if 'image_AUROC' not in metrics or 'pixel_AUROC' not in metrics:
+            raise SystemExit('tools/test.py printed no anomaly/image_AUROC '
+                             'and anomaly/pixel_AUROC')
     else:
         metrics = {k: float(v) / 100 for k, v in SEG_METRIC_RE.findall(out)}
         if 'mIoU' not in metrics:
@@ -103,8 +125,9 @@ def main(argv=None):
         else []
 
     start = time.perf_counter()
+    amp = ['--amp'] if args.amp else []
     run([py, 'tools/train.py', args.config, '--work-dir', args.work_dir,
-         *options], osp.join(ROOT, args.work_dir, 'train.log'))
+         *amp, *options], osp.join(ROOT, args.work_dir, 'train.log'))
     train_minutes = (time.perf_counter() - start) / 60
 
     with open(osp.join(ROOT, args.work_dir, 'last_checkpoint')) as f:
@@ -116,7 +139,7 @@ def main(argv=None):
 
     ok_time = train_minutes <= args.max_train_minutes
     rows = [
-        ('config', args.config),
+        ('config', args.config + (' (--amp)' if args.amp else '')),
         ('CPU cores', str(os.cpu_count())),
         ('train wall-clock (min)',
          f'{train_minutes:.1f} (target <= {args.max_train_minutes:g})'),
@@ -131,6 +154,18 @@ def main(argv=None):
              f"{metrics.get('mAP', float('nan')):.3f}"),
             ('COCO bbox mAP@0.75',
              f"{metrics.get('mAP_75', float('nan')):.3f}"),
+        ]
+    elif task == 'anomaly':
+        ok_score = (metrics['image_AUROC'] >= args.min_image_auroc
+                    and metrics['pixel_AUROC'] >= args.min_pixel_auroc)
+        rows += [
+            ('image AUROC', f"{metrics['image_AUROC']:.3f} (target >= "
+             f'{args.min_image_auroc:.2f})'),
+            ('pixel AUROC', f"{metrics['pixel_AUROC']:.3f} (target >= "
+             f'{args.min_pixel_auroc:.2f})'),
+            ('AU-PRO (FPR <= 0.3)',
+             f"{metrics.get('AU-PRO', float('nan')):.3f}"),
+            ('image F1-max', f"{metrics.get('image_F1max', float('nan')):.3f}"),
         ]
     else:
         ok_score = metrics['mIoU'] >= args.min_miou

@@ -1,6 +1,7 @@
 """Data transforms, registered in :data:`densekit.registry.TRANSFORMS`."""
 from .anomaly_transforms import LoadAnomalyMask, PackAnomalyInputs
 from .check_seg_labels import CheckSegLabels
+from .penalty_image import LoadPenaltyImage, synthetic_penalty_image
 from .loading import (LoadImageFromFileSafe, get_skipped_images,
                       reset_skipped_images)
 from .yolo_hsv_random_aug import YOLOHSVRandomAug
@@ -8,5 +9,5 @@ from .yolo_hsv_random_aug import YOLOHSVRandomAug
 __all__ = [
     'LoadImageFromFileSafe', 'get_skipped_images', 'reset_skipped_images',
     'YOLOHSVRandomAug', 'CheckSegLabels', 'LoadAnomalyMask',
-    'PackAnomalyInputs'
+    'PackAnomalyInputs', 'LoadPenaltyImage', 'synthetic_penalty_image'
 ]

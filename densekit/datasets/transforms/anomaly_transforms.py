@@ -180,7 +180,9 @@ class PackAnomalyInputs(BaseTransform):
     - ``gt_label``: int64 tensor of shape () (0 good, 1 anomalous), if
       ``results`` has ``gt_label``;
     - ``gt_mask``: uint8 (H0, W0) tensor at ``ori_shape`` (H0, W0), if
-      ``results`` has ``gt_mask``.
+      ``results`` has ``gt_mask``;
+    - ``penalty_img``: uint8 (3, H, W) tensor of ``densekit.
+      LoadPenaltyImage``, if present.
 
     The model adds ``pred_score`` (shape ()) and ``anomaly_map`` (H0, W0) to
     the same sample; the metric reads ``pred_score``, ``anomaly_map``,
@@ -240,6 +242,9 @@ class PackAnomalyInputs(BaseTransform):
                     'original image size')
             sample.gt_mask = torch.from_numpy(
                 np.ascontiguousarray(gt_mask, dtype=np.uint8))
+        if 'penalty_img' in results:  # densekit.LoadPenaltyImage (training)
+            sample.penalty_img = torch.from_numpy(np.ascontiguousarray(
+                results['penalty_img'].transpose(2, 0, 1)))
         return dict(inputs=inputs, data_samples=sample)
 
     def __repr__(self) -> str:

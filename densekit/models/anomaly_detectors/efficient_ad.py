@@ -1,0 +1,441 @@
+"""EfficientAD (Batzner et al., WACV 2024), an mmengine model.
+
+A frozen PDN teacher, a student PDN with 2 x 384 output channels (the first
+half imitates the teacher, the second half the autoencoder) and an
+autoencoder. Training (Sec. 3.2, 3.3; Algorithm 1 of the appendix):
+
+* the teacher's features are normalised channel-wise with the mean and
+  standard deviation over the training images
+  (:meth:`EfficientAD.set_teacher_stats`);
+* hard-feature loss: the mean of the student-teacher squared differences at
+  or above their 0.999 quantile (Eq. 1 of Sec. 3.2);
+* penalty loss: the mean squared student output on an out-of-distribution
+  (ImageNet) image, so that the student does not imitate the teacher off
+  the normal distribution;
+* autoencoder loss (teacher vs autoencoder) and student-autoencoder loss,
+  both on a colour-augmented copy of the image (brightness, contrast or
+  saturation by a factor in [0.8, 1.2]).
+
+Inference (Sec. 3.4): local map = mean squared student-teacher difference,
+global map = mean squared student-autoencoder difference; each normalised
+so that its 0.9 / 0.995 quantiles on held-out normal images map to 0 / 0.1
+(:meth:`EfficientAD.set_map_quantiles`); the anomaly map is their average,
+padded by 4 px (the PDN's unpadded border) and resized to the image; the
+image score is its maximum.
+
+The statistics are buffers, saved in checkpoints; ``densekit.
+EfficientADStatsHook`` computes them during ``tools/train.py`` and
+``tools/test.py``.
+"""
+import warnings
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+from torch import Tensor
+
+from densekit.models.layers.patch_description_network import (
+    EfficientADAutoencoder, PatchDescriptionNetwork)
+from densekit.registry import MODELS
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# torch.quantile refuses more elements than this
+_QUANTILE_LIMIT = 2**24
+
+
+def _quantile(values: Tensor, q: Union[float, Sequence[float]]) -> Tensor:
+    """``torch.quantile`` (linear interpolation) of a flattened tensor; a
+    sort-based exact version above torch's 2**24-element limit."""
+    values = values.flatten().float()
+    qs = torch.as_tensor(q, dtype=torch.float32, device=values.device)
+    if values.numel() <= _QUANTILE_LIMIT:
+        return torch.quantile(values, qs)
+    ordered = values.sort().values
+    pos = qs * (ordered.numel() - 1)
+    low = pos.floor().long()
+    high = pos.ceil().long()
+    frac = pos - low
+    return ordered[low] * (1 - frac) + ordered[high] * frac
+
+
+def hard_feature_loss(distance: Tensor, quantile: float = 0.999) -> Tensor:
+    """Eq. 1 (Sec. 3.2): mean of the squared differences at or above their
+    ``quantile`` (over all elements of the batch)."""
+    d_hard = _quantile(distance.detach(), quantile)
+    return distance[distance >= d_hard].mean()
+
+
+def random_color_augment(images: Tensor,
+                         generator: Optional[torch.Generator] = None
+                         ) -> Tensor:
+    """The autoencoder's augmentation (Sec. 3.3): per image one of
+    brightness, contrast or saturation scaled by a factor in U(0.8, 1.2),
+    as torchvision's ``adjust_*`` define them, on [0, 1] RGB images.
+
+    Args:
+        images (Tensor): (N, 3, H, W) in [0, 1].
+        generator (torch.Generator, optional): Random source.
+
+    Returns:
+        Tensor: Augmented images, clamped to [0, 1].
+    """
+    n = images.shape[0]
+    device = images.device
+    factor = torch.empty(n, 1, 1, 1, device=device).uniform_(
+        0.8, 1.2, generator=generator)
+    choice = torch.randint(0, 3, (n, ), generator=generator,
+                           device=device).view(n, 1, 1, 1)
+    weights = torch.tensor([0.299, 0.587, 0.114], device=device,
+                           dtype=images.dtype).view(1, 3, 1, 1)
+    gray = (images * weights).sum(1, keepdim=True)
+    # brightness: blend with black; contrast: with the mean grey level;
+    # saturation: with the grey image
+    brightness = images * factor
+    contrast_ref = gray.mean(dim=(2, 3), keepdim=True)
+    contrast = factor * images + (1 - factor) * contrast_ref
+    saturation = factor * images + (1 - factor) * gray
+    out = torch.where(choice == 0, brightness,
+                      torch.where(choice == 1, contrast, saturation))
+    return out.clamp_(0, 1)
+
+
+@MODELS.register_module()
+class EfficientAD(BaseModel):
+    """EfficientAD-S / -M (see the module docstring).
+
+    Args:
+        model_size (str): ``'S'`` or ``'M'`` (PDN-S / PDN-M teacher and
+            student). Defaults to ``'S'``.
+        out_channels (int): Teacher feature channels. Defaults to 384.
+        padding (bool): Padded PDNs (anomalib's option). Defaults to False
+            (the paper).
+        pad_maps (bool): Pad the maps by 4 px before resizing (with unpadded
+            PDNs). Defaults to True.
+        ae_dropout (float): Decoder dropout of the autoencoder. Defaults to
+            0.2 (the paper).
+        teacher_checkpoint (str, optional): Distilled teacher weights: a
+            file of ``tools/anomaly/distill_teacher.py``, or an official
+            ``teacher_small.pth`` / ``teacher_medium.pth`` (nelson1425
+            layout, converted on load). Loaded by :meth:`init_weights`.
+        allow_random_teacher (bool): Without ``teacher_checkpoint``, keep the
+            randomly initialised teacher (with a warning) instead of raising.
+            The synthetic-data configs set it; EfficientAD's published
+            numbers need a distilled teacher. Defaults to False.
+        hard_quantile (float): Quantile of the hard-feature loss. Defaults to
+            0.999.
+        map_quantiles (tuple[float, float]): Quantiles of map normalisation.
+            Defaults to (0.9, 0.995).
+        penalty_weight (float): Weight of the penalty loss. Defaults to 1.
+        channels_last (bool): Keep weights and activations in channels-last
+            memory format (faster oneDNN convolutions on CPUs, same
+            numbers). Defaults to False.
+        mean, std (Sequence[float]): Normalisation of the [0, 1] RGB inputs
+            before every network. Defaults to ImageNet's.
+        test_cfg (dict, optional): ``score_threshold``: also set
+            ``pred_label`` (1 = anomalous) in predictions.
+        data_preprocessor (dict, optional): Defaults to
+            ``densekit.AnomalyDataPreprocessor`` ([0, 1] RGB).
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 model_size: str = 'S',
+                 out_channels: int = 384,
+                 padding: bool = False,
+                 pad_maps: bool = True,
+                 ae_dropout: float = 0.2,
+                 teacher_checkpoint: Optional[str] = None,
+                 allow_random_teacher: bool = False,
+                 hard_quantile: float = 0.999,
+                 map_quantiles: Tuple[float, float] = (0.9, 0.995),
+                 penalty_weight: float = 1.0,
+                 channels_last: bool = False,
+                 mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='densekit.AnomalyDataPreprocessor')
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        if not 0 < hard_quantile < 1:
+            raise ValueError(f'EfficientAD: hard_quantile must be in (0, 1), '
+                             f'got {hard_quantile}')
+        if not 0 <= map_quantiles[0] < map_quantiles[1] <= 1:
+            raise ValueError('EfficientAD: map_quantiles must be (qa, qb) '
+                             f'with 0 <= qa < qb <= 1, got {map_quantiles}')
+        self.model_size = model_size
+        self.out_channels = out_channels
+        self.pad_maps = pad_maps and not padding
+        self.teacher_checkpoint = teacher_checkpoint
+        self.allow_random_teacher = allow_random_teacher
+        self.hard_quantile = hard_quantile
+        self.map_quantiles = tuple(map_quantiles)
+        self.penalty_weight = penalty_weight
+        self.train_cfg = dict(train_cfg or {})
+        self.test_cfg = dict(test_cfg or {})
+
+        self.teacher = PatchDescriptionNetwork(model_size, out_channels,
+                                               padding)
+        self.student = PatchDescriptionNetwork(model_size, 2 * out_channels,
+                                               padding)
+        self.autoencoder = EfficientADAutoencoder(out_channels, padding,
+                                                  ae_dropout)
+        self.teacher.requires_grad_(False)
+        self.register_buffer('input_mean',
+                             torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer('input_std', torch.tensor(std).view(1, 3, 1, 1))
+        self.register_buffer('teacher_mean',
+                             torch.zeros(1, out_channels, 1, 1))
+        self.register_buffer('teacher_std', torch.ones(1, out_channels, 1, 1))
+        # (qa_st, qb_st, qa_ae, qb_ae)
+        self.register_buffer('quantiles', torch.zeros(4))
+        self.register_buffer('has_teacher_stats', torch.tensor(False))
+        self.register_buffer('has_quantiles', torch.tensor(False))
+        self._warned_batch = False
+        self._warned_penalty = False
+        self.channels_last = channels_last
+        if channels_last:
+            for net in (self.teacher, self.student, self.autoencoder):
+                net.to(memory_format=torch.channels_last)
+
+    # ------------------------------------------------------------------
+    # weights and statistics
+    # ------------------------------------------------------------------
+    def init_weights(self) -> None:
+        """PyTorch's default init (as both reference implementations), then
+        the distilled teacher from ``teacher_checkpoint``."""
+        super().init_weights()
+        if self.teacher_checkpoint:
+            from densekit.models.utils.efficient_ad_convert import \
+                load_teacher_checkpoint
+            load_teacher_checkpoint(self.teacher, self.teacher_checkpoint)
+            print_log(f'EfficientAD: teacher loaded from '
+                      f'{self.teacher_checkpoint}', logger='current')
+        elif self.allow_random_teacher:
+            print_log(
+                'EfficientAD: no teacher_checkpoint, the teacher PDN keeps '
+                'its random initialisation (allow_random_teacher=True). The '
+                'published results need a teacher distilled from a '
+                'pretrained network (tools/anomaly/distill_teacher.py).',
+                logger='current', level=30)
+        else:
+            raise ValueError(
+                'EfficientAD: model.teacher_checkpoint is not set. Give a '
+                'distilled PDN teacher (tools/anomaly/distill_teacher.py, or '
+                'the published teacher_small.pth / teacher_medium.pth), or '
+                'set model.allow_random_teacher=True to train with a random '
+                'teacher')
+
+    def train(self, mode: bool = True) -> 'EfficientAD':
+        """The teacher stays in eval mode (it is frozen)."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def normalize_inputs(self, images: Tensor) -> Tensor:
+        """[0, 1] RGB -> the networks' input normalisation (channels-last
+        with ``channels_last``)."""
+        normalized = (images - self.input_mean) / self.input_std
+        if self.channels_last:
+            normalized = normalized.contiguous(
+                memory_format=torch.channels_last)
+        return normalized
+
+    @torch.no_grad()
+    def teacher_features(self, normalized: Tensor) -> Tensor:
+        """Teacher output, normalised channel-wise once the statistics are
+        set (Sec. 3.2)."""
+        features = self.teacher(normalized)
+        if bool(self.has_teacher_stats):
+            features = (features - self.teacher_mean) / self.teacher_std
+        return features
+
+    @torch.no_grad()
+    def set_teacher_stats(self, batches: Iterable[Tensor]) -> None:
+        """Channel mean and standard deviation of the teacher's features
+        over training images (nelson1425's ``teacher_normalization``: the
+        mean of per-image channel means, and the root of the mean of
+        per-image mean squared deviations, here in one float64 pass).
+
+        Args:
+            batches (Iterable[Tensor]): (N, 3, H, W) [0, 1] RGB images.
+        """
+        first = second = None
+        count = 0
+        for images in batches:
+            out = self.teacher(self.normalize_inputs(
+                images.to(self.input_mean.device))).double()
+            m1 = out.mean(dim=(2, 3)).sum(0)
+            m2 = out.pow(2).mean(dim=(2, 3)).sum(0)
+            first = m1 if first is None else first + m1
+            second = m2 if second is None else second + m2
+            count += out.shape[0]
+        if not count:
+            raise ValueError('EfficientAD.set_teacher_stats: no images')
+        mean = first / count
+        var = (second / count - mean.pow(2)).clamp_min(0)
+        self.teacher_mean.copy_(mean.view_as(self.teacher_mean).float())
+        self.teacher_std.copy_(
+            var.sqrt().clamp_min(1e-6).view_as(self.teacher_std).float())
+        self.has_teacher_stats.fill_(True)
+
+    @torch.no_grad()
+    def set_map_quantiles(self, batches: Iterable[Tensor]) -> Tensor:
+        """Quantiles ``map_quantiles`` of the unnormalised local and global
+        maps over held-out normal images (Sec. 3.4).
+
+        Args:
+            batches (Iterable[Tensor]): (N, 3, H, W) [0, 1] RGB images.
+
+        Returns:
+            Tensor: (qa_st, qb_st, qa_ae, qb_ae).
+        """
+        was_training = self.training
+        self.eval()
+        maps_st, maps_ae = [], []
+        for images in batches:
+            st, ae = self.raw_maps(self.normalize_inputs(
+                images.to(self.input_mean.device)))
+            maps_st.append(st.flatten())
+            maps_ae.append(ae.flatten())
+        self.train(was_training)
+        if not maps_st:
+            raise ValueError('EfficientAD.set_map_quantiles: no images')
+        q_st = _quantile(torch.cat(maps_st), self.map_quantiles)
+        q_ae = _quantile(torch.cat(maps_ae), self.map_quantiles)
+        self.quantiles.copy_(torch.cat([q_st, q_ae]))
+        self.has_quantiles.fill_(True)
+        return self.quantiles.clone()
+
+    # ------------------------------------------------------------------
+    # maps
+    # ------------------------------------------------------------------
+    def raw_maps(self, normalized: Tensor) -> Tuple[Tensor, Tensor]:
+        """Unnormalised local (student-teacher) and global
+        (student-autoencoder) maps, (N, 1, h, w) at the PDN resolution."""
+        c = self.out_channels
+        teacher = self.teacher_features(normalized)
+        student = self.student(normalized)
+        ae = self.autoencoder(normalized, normalized.shape[-2:])
+        map_st = (teacher - student[:, :c]).pow(2).mean(1, keepdim=True)
+        map_ae = (ae - student[:, c:]).pow(2).mean(1, keepdim=True)
+        return map_st, map_ae
+
+    def anomaly_maps(self, normalized: Tensor
+                     ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Combined, local and global maps (N, 1, h', w'): quantile
+        normalised once :meth:`set_map_quantiles` ran, and padded by 4 px
+        with ``pad_maps``."""
+        map_st, map_ae = self.raw_maps(normalized)
+        if bool(self.has_quantiles):
+            qa_st, qb_st, qa_ae, qb_ae = self.quantiles
+            map_st = 0.1 * (map_st - qa_st) / (qb_st - qa_st)
+            map_ae = 0.1 * (map_ae - qa_ae) / (qb_ae - qa_ae)
+        combined = 0.5 * map_st + 0.5 * map_ae
+        if self.pad_maps:
+            combined, map_st, map_ae = (F.pad(m, (4, 4, 4, 4))
+                                        for m in (combined, map_st, map_ae))
+        return combined, map_st, map_ae
+
+    # ------------------------------------------------------------------
+    # mmengine interface
+    # ------------------------------------------------------------------
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[List[BaseDataElement]] = None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs)
+        raise RuntimeError(f'EfficientAD: invalid mode "{mode}" (loss, '
+                           'predict or tensor)')
+
+    def _forward(self, inputs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """[0, 1] RGB batch -> (combined, local, global) maps."""
+        return self.anomaly_maps(self.normalize_inputs(inputs))
+
+    def loss(self, inputs: Tensor,
+             data_samples: Optional[List[BaseDataElement]] = None
+             ) -> Dict[str, Tensor]:
+        """The four losses of one step (module docstring).
+
+        Args:
+            inputs (Tensor): (N, 3, H, W) [0, 1] RGB normal images.
+            data_samples (list[BaseDataElement], optional): May carry
+                ``penalty_img`` ((3, H, W) [0, 1] RGB) for the penalty loss.
+        """
+        n = inputs.shape[0]
+        if n != 1 and not self._warned_batch:
+            warnings.warn(
+                f'EfficientAD: training with batch size {n}; the published '
+                'recipe uses batch size 1 (the hard-feature quantile is '
+                'taken over the whole batch)')
+            self._warned_batch = True
+        c = self.out_channels
+        penalty = [s.penalty_img for s in data_samples or []
+                   if 'penalty_img' in s]
+        if not penalty and self.penalty_weight and not self._warned_penalty:
+            warnings.warn('EfficientAD: no penalty images in the batch '
+                          '(add densekit.LoadPenaltyImage to the training '
+                          'pipeline); training without the penalty loss')
+            self._warned_penalty = True
+        augmented = random_color_augment(inputs)
+        batch = [inputs, augmented]
+        if penalty:
+            batch.append(torch.stack(penalty).to(inputs))
+        normalized = self.normalize_inputs(torch.cat(batch))
+        # one pass per network over [image, augmented image, penalty images]
+        teacher = self.teacher_features(normalized[:2 * n])
+        student = self.student(normalized)
+        ae = self.autoencoder(normalized[n:2 * n], inputs.shape[-2:])
+
+        distance_st = (teacher[:n] - student[:n, :c]).pow(2)
+        losses = dict(loss_hard=hard_feature_loss(distance_st,
+                                                  self.hard_quantile))
+        if penalty:
+            losses['loss_penalty'] = self.penalty_weight * \
+                student[2 * n:, :c].pow(2).mean()
+        losses['loss_ae'] = (teacher[n:] - ae).pow(2).mean()
+        losses['loss_stae'] = (ae - student[n:2 * n, c:]).pow(2).mean()
+        return losses
+
+    @torch.no_grad()
+    def predict(self, inputs: Tensor,
+                data_samples: Optional[List[BaseDataElement]] = None
+                ) -> List[BaseDataElement]:
+        """Anomaly map at each image's ``ori_shape`` and its maximum as the
+        image score (``pred_score``; ``pred_label`` with
+        ``test_cfg.score_threshold``).
+
+        Returns:
+            list[BaseDataElement]: The samples with ``anomaly_map`` (H0, W0),
+            ``pred_score`` (shape ()), ``map_st`` and ``map_ae`` (at the PDN
+            resolution).
+        """
+        combined, map_st, map_ae = self._forward(inputs)
+        if data_samples is None:
+            data_samples = [BaseDataElement() for _ in range(len(inputs))]
+        threshold = self.test_cfg.get('score_threshold')
+        for i, sample in enumerate(data_samples):
+            shape = tuple(sample.metainfo.get('ori_shape',
+                                              inputs.shape[-2:]))[:2]
+            anomaly_map = F.interpolate(combined[i:i + 1], size=shape,
+                                        mode='bilinear')[0, 0]
+            sample.anomaly_map = anomaly_map
+            sample.pred_score = combined[i].amax()
+            sample.map_st = map_st[i, 0]
+            sample.map_ae = map_ae[i, 0]
+            if threshold is not None:
+                sample.pred_label = (sample.pred_score >= threshold).long()
+        return data_samples

@@ -1,0 +1,3 @@
+from .anomaly_data_preprocessor import AnomalyDataPreprocessor
+
+__all__ = ['AnomalyDataPreprocessor']
