@@ -1,6 +1,12 @@
 from .box_ops import bbox_ciou
 from .checkpoint import load_pretrained, unwrap_state_dict
+from .efficient_ad_convert import (convert_anomalib_efficientad,
+                                   convert_autoencoder,
+                                   convert_nelson_efficientad, convert_pdn,
+                                   load_teacher_checkpoint)
 from .token_pruning import select_exiting_tokens
 
 __all__ = ['bbox_ciou', 'load_pretrained', 'select_exiting_tokens',
-           'unwrap_state_dict']
+           'unwrap_state_dict', 'convert_pdn', 'convert_autoencoder',
+           'convert_nelson_efficientad', 'convert_anomalib_efficientad',
+           'load_teacher_checkpoint']
