@@ -6,9 +6,11 @@ from .hornet import HorNet, convert_hornet
 from .mamba_yolo import MambaYOLO, convert_mamba_yolo
 from .smt import SMT, convert_smt
 from .transnext import TransNeXt, convert_transnext
+from .wide_resnet import WideResNet
 from .yolov8_csp_darknet import YOLOv8CSPDarknet
 
 __all__ = ['BaseBackbone', 'YOLOv8CSPDarknet', 'MambaYOLO',
            'convert_mamba_yolo', 'EdgeNeXt', 'convert_edgenext', 'FocalNet',
            'convert_focalnet', 'HorNet', 'convert_hornet', 'SMT',
-           'convert_smt', 'ConvStemViT', 'TransNeXt', 'convert_transnext']
+           'convert_smt', 'ConvStemViT', 'TransNeXt', 'convert_transnext',
+           'WideResNet']
