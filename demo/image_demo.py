@@ -1,4 +1,5 @@
-"""Detect objects in (or segment) images; save annotated copies and a JSON.
+"""Detect objects in, segment or score images for anomalies; save annotated
+copies and a JSON.
 
 Examples:
     python demo/image_demo.py data/synthetic_shapes/val \
@@ -17,6 +18,21 @@ and the JSON lists each image's class areas::
     python demo/image_demo.py data/synthetic_shapes_seg/images/validation \
         --config configs/seg/upernet_yolov8-n_shapes.py \
         --weights work_dirs/upernet_yolov8-n_shapes/iter_1600.pth --limit 8
+
+An anomaly-detection config (``model.type='densekit.EfficientAD'``) also
+goes through it: the visualisation is a JET heat map of the anomaly map
+(fixed colour range [0, 2 * threshold]) with the thresholded region outlined
+and the image's score and decision (ANOMALOUS / normal) in the top-left
+corner; ``--score-thr`` is the image-score threshold (default: the config's
+``model.test_cfg.score_threshold``, else 0.3, see
+``densekit.apis.anomaly_inferencer.DEFAULT_SCORE_THR``). The float32 maps
+(original image size) are written to ``OUT/maps/<name>.npy``, the JSON
+gives each image's ``score``, ``is_anomalous`` and ``threshold``, and a
+final line counts the anomalous images::
+
+    python demo/image_demo.py data/synthetic_anomaly/texture/test/scratch \
+        --config configs/anomaly/efficientad_s_synthetic.py \
+        --weights work_dirs/efficientad_s_synthetic/iter_600.pth
 
 Exit status: 0 on success; 1 if an input file is missing or unreadable (the
 other images are still processed, every bad file is named); 2 if an input
@@ -38,8 +54,9 @@ if REPO_ROOT not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from densekit.apis import (DetResult, SegInferencer,  # noqa: E402
-                           SegResult, build_inferencer, draw_detections,
+from densekit.apis import (AnomalyInferencer, AnomalyResult,  # noqa: E402
+                           DetResult, SegInferencer, SegResult,
+                           build_inferencer, draw_anomaly, draw_detections,
                            draw_segmentation, read_image)
 from densekit.apis.det_inferencer import TIMING_STAGES  # noqa: E402
 
@@ -77,9 +94,14 @@ def collect_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
     return list(dict.fromkeys(files)), unmatched
 
 
-def describe(result: Union[DetResult, SegResult]) -> str:
+def describe(result: Union[DetResult, SegResult, AnomalyResult]) -> str:
     """'3 circles, 1 star' in class-index order, or '(no detections)';
-    for segmentation 'background 91%, circle 6%', largest first."""
+    for segmentation 'background 91%, circle 6%', largest first; for
+    anomaly detection 'score 0.812 ANOMALOUS (thr 0.3)'."""
+    if isinstance(result, AnomalyResult):
+        decision = 'ANOMALOUS' if result.is_anomalous else 'normal'
+        return (f'score {result.score:.3f} {decision} '
+                f'(thr {result.threshold:g})')
     if isinstance(result, SegResult):
         areas = sorted(result.class_fractions().items(), key=lambda kv: -kv[1])
         return ', '.join(f'{name} {frac:.0%}' for name, frac in areas)
@@ -103,8 +125,8 @@ def _vis_name(path: str, used: set) -> str:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Detect objects in (or segment) images with a densekit '
-        'model')
+        description='Detect objects in, segment or score (anomaly detection) '
+        'images with a densekit model')
     parser.add_argument(
         'inputs', nargs='+', help='image files, folders or glob patterns')
     parser.add_argument('--config', required=True, help='model config file')
@@ -114,7 +136,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=None,
         help='torch device (default: cuda if available, else cpu)')
     parser.add_argument(
-        '--score-thr', type=float, default=0.3, help='score threshold')
+        '--score-thr',
+        type=float,
+        default=None,
+        help='detection: box score threshold (default 0.3); anomaly '
+        'detection: image-score threshold (default the config\'s '
+        'model.test_cfg.score_threshold, else 0.3); unused for segmentation')
     parser.add_argument(
         '--out-dir', default='outputs/demo', help='output folder')
     parser.add_argument(
@@ -163,8 +190,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'{prefix} {height}x{width} {describe(result)}, '
               f'{result.timings_ms["inference"]:.1f}ms')
         is_seg = isinstance(result, SegResult)
-        draw = draw_segmentation if is_seg else draw_detections
-        vis = draw(img, result, inferencer.palette)
+        is_anomaly = isinstance(result, AnomalyResult)
+        if is_anomaly:
+            vis = draw_anomaly(img, result.anomaly_map, result.score,
+                               result.threshold)
+        else:
+            draw = draw_segmentation if is_seg else draw_detections
+            vis = draw(img, result, inferencer.palette)
         vis_name = _vis_name(path, used_names)
         out_file = osp.join(vis_dir, vis_name)
         if not cv2.imwrite(out_file, vis):
@@ -180,6 +212,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not cv2.imwrite(mask_file, label_map):
                 print(f'error: could not write {mask_file}', file=sys.stderr)
                 return 1
+        if is_anomaly:
+            map_dir = osp.join(args.out_dir, 'maps')
+            os.makedirs(map_dir, exist_ok=True)
+            map_name = osp.splitext(vis_name)[0] + '.npy'
+            np.save(osp.join(map_dir, map_name), result.anomaly_map)
         for stage in TIMING_STAGES:
             totals[stage] += result.timings_ms[stage]
         record = result.to_dict()
@@ -188,6 +225,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             entry.update(class_fractions=record['class_fractions'],
                          mask=osp.join('masks', osp.splitext(vis_name)[0] +
                                        '.png'))
+        elif is_anomaly:
+            entry.update(score=record['score'],
+                         is_anomalous=record['is_anomalous'],
+                         threshold=record['threshold'],
+                         calibrated=record['calibrated'],
+                         map=osp.join('maps', map_name))
         else:
             entry.update(instances=record['instances'])
         entry['timings'] = record['timings_ms']
@@ -202,8 +245,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f'{mean["postprocess"]:.1f}ms postprocess per image '
               f'(mean of {len(predictions)}, device '
               f'{inferencer.device.type})')
-    outputs = 'vis/, masks/, predictions.json' if isinstance(
-        inferencer, SegInferencer) else 'vis/, predictions.json'
+    if isinstance(inferencer, AnomalyInferencer):
+        outputs = 'vis/, maps/, predictions.json'
+        anomalous = sum(p['is_anomalous'] for p in predictions)
+        print(f'{anomalous}/{len(predictions)} image(s) anomalous (score >= '
+              f'{inferencer.score_thr:g})')
+    elif isinstance(inferencer, SegInferencer):
+        outputs = 'vis/, masks/, predictions.json'
+    else:
+        outputs = 'vis/, predictions.json'
     print(f'Results saved to {args.out_dir} ({len(predictions)} image(s): '
           f'{outputs})')
     if bad_files:

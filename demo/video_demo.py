@@ -1,4 +1,4 @@
-"""Detect objects in (or segment) a video and write an annotated copy.
+"""Detect objects in, segment or score a video; write an annotated copy.
 
 Examples:
     python demo/video_demo.py clip.mp4 \
@@ -11,10 +11,18 @@ frame shows its model latency (preprocess + inference + postprocess); the
 run ends with a summary of overall FPS (reading, model, drawing and writing)
 and median model latency. A segmentation config (``default_scope='mmseg'``,
 e.g. ``configs/seg/upernet_yolov8-n_shapes.py``) draws each frame's class
-overlay with a legend instead of boxes. A missing or unreadable video exits
-with status 1.
+overlay with a legend instead of boxes. An anomaly-detection config
+(``model.type='densekit.EfficientAD'``, e.g.
+``configs/anomaly/efficientad_s_synthetic.py``) draws each frame's anomaly
+heat map with its score and decision (bottom-left corner; ``--score-thr`` is
+the image-score threshold, default the config's
+``model.test_cfg.score_threshold``, else 0.3), writes one JSON line per
+frame (``frame``, ``score``, ``is_anomalous``, ``threshold``) to
+``<out without extension>.jsonl`` and ends with a count of anomalous frames.
+A missing or unreadable video exits with status 1.
 """
 import argparse
+import json
 import math
 import os
 import os.path as osp
@@ -30,8 +38,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
-from densekit.apis import (SegResult, build_inferencer,  # noqa: E402
-                           draw_detections, draw_segmentation)
+from densekit.apis import (AnomalyInferencer, SegResult,  # noqa: E402
+                           build_inferencer, draw_anomaly, draw_detections,
+                           draw_segmentation)
 from densekit.apis.det_inferencer import TIMING_STAGES  # noqa: E402
 
 DEFAULT_FPS = 25.0  # when the container does not report a frame rate
@@ -39,8 +48,8 @@ DEFAULT_FPS = 25.0  # when the container does not report a frame rate
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Detect objects in (or segment) a video with a densekit '
-        'model')
+        description='Detect objects in, segment or score (anomaly detection) '
+        'a video with a densekit model')
     parser.add_argument('video', help='input video file')
     parser.add_argument('--config', required=True, help='model config file')
     parser.add_argument('--weights', required=True, help='checkpoint file')
@@ -53,7 +62,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=None,
         help='torch device (default: cuda if available, else cpu)')
     parser.add_argument(
-        '--score-thr', type=float, default=0.3, help='score threshold')
+        '--score-thr',
+        type=float,
+        default=None,
+        help='detection: box score threshold (default 0.3); anomaly '
+        'detection: image-score threshold (default the config\'s '
+        'model.test_cfg.score_threshold, else 0.3); unused for segmentation')
     parser.add_argument(
         '--max-frames',
         type=int,
@@ -115,6 +129,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'error: cannot open {args.out} for writing (mp4v codec)',
               file=sys.stderr)
         return 1
+    is_anomaly = isinstance(inferencer, AnomalyInferencer)
+    scores_file = osp.splitext(args.out)[0] + '.jsonl'
+    scores = open(scores_file, 'w') if is_anomaly else None
+    anomalous = 0
 
     latencies, stages = [], {k: [] for k in TIMING_STAGES}
     progress = ProgressBar(max(total, 0))
@@ -126,9 +144,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             latencies.append(latency)
             for k in TIMING_STAGES:
                 stages[k].append(result.timings_ms[k])
-            draw = (draw_segmentation if isinstance(result, SegResult) else
-                    draw_detections)
-            vis = draw(frame, result, inferencer.palette)
+            if is_anomaly:
+                # bottom-left: the frame latency goes top-left
+                vis = draw_anomaly(frame, result.anomaly_map, result.score,
+                                   result.threshold, corner='bottom-left')
+                anomalous += result.is_anomalous
+                scores.write(json.dumps(dict(
+                    frame=len(latencies), score=round(result.score, 6),
+                    is_anomalous=result.is_anomalous,
+                    threshold=result.threshold)) + '\n')
+            else:
+                draw = (draw_segmentation if isinstance(result, SegResult)
+                        else draw_detections)
+                vis = draw(frame, result, inferencer.palette)
             cv2.putText(vis, f'frame {len(latencies)}: {latency:.1f} ms',
                         (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                         (255, 255, 255), 1, cv2.LINE_AA)
@@ -143,6 +171,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         capture.release()
         writer.release()
+        if scores is not None:
+            scores.close()
     elapsed = time.perf_counter() - start
     sys.stdout.write('\n')
 
@@ -155,6 +185,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{medians["inference"]:.1f}ms inference, '
           f'{medians["postprocess"]:.1f}ms postprocess; device '
           f'{inferencer.device.type}) -> {args.out}')
+    if is_anomaly:
+        print(f'{anomalous}/{len(latencies)} frame(s) anomalous (score >= '
+              f'{inferencer.score_thr:g}); per-frame scores -> {scores_file}')
     return 0
 
 

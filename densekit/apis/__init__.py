@@ -1,4 +1,6 @@
 """High-level inference APIs."""
+from .anomaly_inferencer import (AnomalyInferencer, AnomalyResult,
+                                 draw_anomaly)
 from .det_inferencer import (DetInferencer, DetResult,
                              build_inference_pipeline, draw_detections,
                              read_image)
@@ -6,6 +8,7 @@ from .seg_inferencer import (SegInferencer, SegResult, build_inferencer,
                              draw_segmentation)
 
 __all__ = [
+    'AnomalyInferencer', 'AnomalyResult', 'draw_anomaly',
     'DetInferencer', 'DetResult', 'build_inference_pipeline',
     'draw_detections', 'read_image', 'SegInferencer', 'SegResult',
     'build_inferencer', 'draw_segmentation'

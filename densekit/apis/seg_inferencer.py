@@ -4,7 +4,8 @@
 for semantic segmentation configs (``default_scope='mmseg'``): one
 :class:`SegResult` (a label map in original-image pixels) per image;
 :func:`draw_segmentation` paints it as a coloured overlay with a legend.
-:func:`build_inferencer` picks the right one for a config.
+:func:`build_inferencer` picks the right one for a config (detection,
+segmentation or :class:`~densekit.apis.AnomalyInferencer`).
 
 Examples:
     >>> from densekit.apis import SegInferencer, draw_segmentation
@@ -294,9 +295,17 @@ class SegInferencer:
 
 
 def config_task(config: Union[str, os.PathLike, Config]) -> str:
-    """``'seg'`` for configs in mmseg's scope, else ``'det'``."""
+    """The task of a config: ``'anomaly'`` when ``model.type`` (scope
+    prefix stripped) is one of
+    :data:`~densekit.apis.anomaly_inferencer.ANOMALY_MODEL_TYPES`, else
+    ``'seg'`` for configs in mmseg's scope, else ``'det'``."""
+    from .anomaly_inferencer import ANOMALY_MODEL_TYPES
     cfg = config if isinstance(config, Config) else Config.fromfile(
         os.fspath(config))
+    model_type = (cfg.get('model') or {}).get('type')
+    if isinstance(model_type, str) and \
+            model_type.split('.')[-1] in ANOMALY_MODEL_TYPES:
+        return 'anomaly'
     return 'seg' if cfg.get('default_scope') == 'mmseg' else 'det'
 
 
@@ -304,13 +313,32 @@ def build_inferencer(config: Union[str, os.PathLike, Config],
                      checkpoint: Optional[str] = None,
                      *,
                      device: Optional[str] = None,
-                     score_thr: float = 0.3):
-    """:class:`SegInferencer` for segmentation configs, else
-    :class:`~densekit.apis.DetInferencer` (``score_thr`` is detection's)."""
+                     score_thr: Optional[float] = None):
+    """The inferencer of a config's task (:func:`config_task`).
+
+    Args:
+        config (str | PathLike | Config): Model config.
+        checkpoint (str, optional): Weights. Defaults to None.
+        device (str, optional): Torch device. Defaults to None (cuda if
+            available).
+        score_thr (float, optional): Detection: the box score threshold
+            (None means 0.3); anomaly detection: the image-score threshold
+            (None means ``model.test_cfg.score_threshold``, else
+            :data:`~densekit.apis.anomaly_inferencer.DEFAULT_SCORE_THR`);
+            ignored for segmentation. Defaults to None.
+
+    Returns:
+        DetInferencer | SegInferencer | AnomalyInferencer
+    """
     if isinstance(config, (str, os.PathLike)) and not osp.isfile(config):
         raise FileNotFoundError(f'config file {config} does not exist')
-    if config_task(config) == 'seg':
+    task = config_task(config)
+    if task == 'seg':
         return SegInferencer(config, checkpoint, device=device)
+    if task == 'anomaly':
+        from .anomaly_inferencer import AnomalyInferencer
+        return AnomalyInferencer(config, checkpoint, device=device,
+                                 score_thr=score_thr)
     from .det_inferencer import DetInferencer
     return DetInferencer(config, checkpoint, device=device,
-                         score_thr=score_thr)
+                         score_thr=0.3 if score_thr is None else score_thr)
