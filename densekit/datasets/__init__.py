@@ -6,11 +6,15 @@ Importing this package registers densekit's transforms in
 """
 from .anomaly_datasets import (ANOMALY_CLASSES, ANOMALY_METAINFO,
                                MVTecADDataset, MVTecLOCODataset, VisADataset)
+from .medical_datasets import (ACDC_CLASSES, ACDC_METAINFO, SYNAPSE_CLASSES,
+                               SYNAPSE_METAINFO, ACDCDataset, SynapseDataset)
 from .shapes_seg_dataset import ShapesSegDataset
-from .synthetic import (SHAPES_CLASSES, SHAPES_METAINFO,
-                        generate_anomaly_mvtec, generate_shapes_coco,
+from .synthetic import (PHANTOM_CLASSES, PHANTOM_METAINFO, SHAPES_CLASSES,
+                        SHAPES_METAINFO, generate_anomaly_mvtec,
+                        generate_phantom_synapse, generate_shapes_coco,
                         render_shapes_image)
-from .transforms import (LoadAnomalyMask, LoadImageFromFileSafe,
+from .transforms import (MEDICAL_META_KEYS, LoadAnomalyMask,
+                         LoadImageFromFileSafe, LoadMedicalSlice,
                          PackAnomalyInputs, get_skipped_images,
                          reset_skipped_images)
 
@@ -19,5 +23,8 @@ __all__ = [
     'render_shapes_image', 'LoadImageFromFileSafe', 'get_skipped_images',
     'reset_skipped_images', 'ShapesSegDataset', 'ANOMALY_CLASSES',
     'ANOMALY_METAINFO', 'MVTecADDataset', 'MVTecLOCODataset', 'VisADataset',
-    'generate_anomaly_mvtec', 'LoadAnomalyMask', 'PackAnomalyInputs'
+    'generate_anomaly_mvtec', 'LoadAnomalyMask', 'PackAnomalyInputs',
+    'SYNAPSE_CLASSES', 'SYNAPSE_METAINFO', 'ACDC_CLASSES', 'ACDC_METAINFO',
+    'SynapseDataset', 'ACDCDataset', 'LoadMedicalSlice', 'MEDICAL_META_KEYS',
+    'PHANTOM_CLASSES', 'PHANTOM_METAINFO', 'generate_phantom_synapse'
 ]

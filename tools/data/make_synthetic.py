@@ -9,11 +9,15 @@ Usage (from the repository root; densekit need not be installed)::
     python tools/data/make_synthetic.py anomaly --out data/synthetic_anomaly \
         --category texture --num-train 200 --num-test-good 40 \
         --num-test-defect 60
+    python tools/data/make_synthetic.py phantom --out data/synthetic_phantom \
+        --num-train 12 --num-test 4 --size 24 128 128 --num-organs 4
 
 Each task is a sub-command with its own options: ``shapes`` (COCO-format
 detection and instance segmentation), ``shapes_seg`` (the same images as
 semantic segmentation in ADE20K's layout), ``anomaly`` (a woven texture
-with scratch, blob and colour defects in MVTec AD's layout). An existing
+with scratch, blob and colour defects in MVTec AD's layout), ``phantom``
+(3D CT-like volumes of ellipsoid organs in TransUNet's Synapse layout). An
+existing
 dataset made with the same options is reused unless ``--overwrite`` is given.
 """
 import argparse
@@ -169,6 +173,46 @@ def run_anomaly(args: argparse.Namespace) -> None:
         print(f'  {folder}: {num} images')
 
 
+def add_phantom_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--out',
+        default='data/synthetic_phantom',
+        help='dataset root (the SynapseDataset data_root)')
+    parser.add_argument('--num-train', type=int, default=12,
+                        help='training volumes (written as npz slices)')
+    parser.add_argument('--num-test', type=int, default=4,
+                        help='test volumes (written as .npy.h5)')
+    parser.add_argument('--size', type=int, nargs=3, default=[24, 128, 128],
+                        metavar=('D', 'H', 'W'))
+    parser.add_argument('--num-organs', type=int, default=4,
+                        help='organs per volume, 1..6')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='regenerate even if a dataset with these options exists')
+
+
+def run_phantom(args: argparse.Namespace) -> None:
+    from densekit.datasets.synthetic import generate_phantom_synapse
+
+    start = time.time()
+    info = generate_phantom_synapse(
+        args.out, num_train_volumes=args.num_train,
+        num_test_volumes=args.num_test, size=tuple(args.size),
+        num_organs=args.num_organs, seed=args.seed, overwrite=args.overwrite)
+    action = ('reused existing dataset (same options; pass --overwrite to '
+              'regenerate)' if info['reused'] else
+              f'generated in {time.time() - start:.1f}s')
+    print(f'synthetic phantom organs (TransUNet Synapse layout) in '
+          f'{info["out_dir"]}: {action}')
+    print(f'  train: {len(info["train_ids"])} volumes, '
+          f'{info["num_train_slices"]} npz slices')
+    print(f'  test:  {len(info["test_ids"])} volumes (test_vol_h5)')
+    print(f'  classes: {", ".join(info["classes"])} (read with '
+          f'SynapseDataset(metainfo=phantom_metainfo({args.num_organs})))')
+
+
 # task name -> (help, add its arguments, run it)
 TASKS = {
     'shapes': ('COCO-format detection and instance segmentation of circles, '
@@ -178,6 +222,9 @@ TASKS = {
     'anomaly': ('a woven texture with scratch, blob and colour defects for '
                 'anomaly detection, MVTec AD layout', add_anomaly_args,
                 run_anomaly),
+    'phantom': ('3D CT-like volumes of ellipsoid organs for medical '
+                'segmentation, TransUNet Synapse layout', add_phantom_args,
+                run_phantom),
 }
 
 

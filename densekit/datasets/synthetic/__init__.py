@@ -1,6 +1,10 @@
 """Seeded generators of small synthetic datasets (numpy and OpenCV only)."""
 from .anomaly import (ANOMALY_DEFECT_TYPES, generate_anomaly_mvtec,
                       render_anomaly_image)
+from .phantom import (MAX_PHANTOM_ORGANS, PHANTOM_CLASSES, PHANTOM_METAINFO,
+                      PHANTOM_ORGANS, PHANTOM_PALETTE, PHANTOM_SPACING,
+                      generate_phantom_synapse, phantom_classes,
+                      phantom_metainfo, render_phantom_volume)
 from .shapes import (SHAPES_CLASSES, SHAPES_METAINFO, SHAPES_PALETTE,
                      ShapesSample, contour_to_polygon, generate_shapes_coco,
                      mask_to_coco, render_shapes_image)
@@ -13,5 +17,9 @@ __all__ = [
     'contour_to_polygon', 'generate_shapes_coco', 'mask_to_coco',
     'render_shapes_image', 'SHAPES_SEG_CLASSES', 'SHAPES_SEG_METAINFO',
     'SHAPES_SEG_PALETTE', 'generate_shapes_ade', 'shapes_label_map',
-    'ANOMALY_DEFECT_TYPES', 'generate_anomaly_mvtec', 'render_anomaly_image'
+    'ANOMALY_DEFECT_TYPES', 'generate_anomaly_mvtec', 'render_anomaly_image',
+    'PHANTOM_ORGANS', 'MAX_PHANTOM_ORGANS', 'PHANTOM_CLASSES',
+    'PHANTOM_PALETTE', 'PHANTOM_METAINFO', 'PHANTOM_SPACING',
+    'phantom_classes', 'phantom_metainfo', 'render_phantom_volume',
+    'generate_phantom_synapse'
 ]

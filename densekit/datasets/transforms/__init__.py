@@ -2,6 +2,7 @@
 from .anomaly_transforms import LoadAnomalyMask, PackAnomalyInputs
 from .check_seg_labels import CheckSegLabels
 from .penalty_image import LoadPenaltyImage, synthetic_penalty_image
+from .load_medical_slice import MEDICAL_META_KEYS, LoadMedicalSlice
 from .loading import (LoadImageFromFileSafe, get_skipped_images,
                       reset_skipped_images)
 from .yolo_hsv_random_aug import YOLOHSVRandomAug
@@ -9,5 +10,6 @@ from .yolo_hsv_random_aug import YOLOHSVRandomAug
 __all__ = [
     'LoadImageFromFileSafe', 'get_skipped_images', 'reset_skipped_images',
     'YOLOHSVRandomAug', 'CheckSegLabels', 'LoadAnomalyMask',
-    'PackAnomalyInputs', 'LoadPenaltyImage', 'synthetic_penalty_image'
+    'PackAnomalyInputs', 'LoadPenaltyImage', 'synthetic_penalty_image',
+    'LoadMedicalSlice', 'MEDICAL_META_KEYS'
 ]
