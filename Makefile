@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.densekit-env-ok
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow env ext clean-env learning-benchmark
+.PHONY: demo demo-anomaly test test-slow env ext clean-env learning-benchmark
 
 $(STAMP): setup.py tools/setup_env.sh requirements/build.txt requirements/runtime.txt requirements/tests.txt
 	rm -f $(STAMP)
@@ -22,6 +22,10 @@ ext: $(STAMP)
 
 demo: ext
 	PYTHON=$(PY) bash tools/run_demo.sh
+
+# EfficientAD-S on the synthetic anomaly set: train briefly, evaluate, demo
+demo-anomaly: ext
+	PYTHON=$(PY) bash tools/run_demo_anomaly.sh
 
 test: ext
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)

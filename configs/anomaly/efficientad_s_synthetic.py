@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/schedules/efficientad_70k.py',
     '../_base_/default_runtime_anomaly.py'
 ]
-max_iters = 600
+max_iters = 400
 # channels-last convolutions: ~10% faster on CPU, same numbers
 model = dict(teacher_checkpoint=None, allow_random_teacher=True,
              channels_last=True)

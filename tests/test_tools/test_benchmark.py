@@ -74,3 +74,48 @@ def test_benchmark_model_statistics(benchmark):
 def test_checkpoint_count_must_match_configs(benchmark, checkpoint):
     with pytest.raises(SystemExit):
         benchmark.main([CONFIG, CONFIG, '--checkpoint', checkpoint])
+
+
+ANOMALY_CONFIG = osp.join(ROOT, 'configs', 'anomaly',
+                          'efficientad_s_synthetic.py')
+
+
+@pytest.fixture(scope='module')
+def anomaly_checkpoint(tmp_path_factory):
+    """A random EfficientAD-S with its statistics, and a tiny synthetic
+    test set in MVTec layout for --eval-paths."""
+    from densekit.datasets.synthetic import generate_anomaly_mvtec
+    from densekit.models.anomaly_detectors import EfficientAD
+    root = tmp_path_factory.mktemp('anomaly')
+    generate_anomaly_mvtec(str(root / 'data'), num_train=4, num_test_good=3,
+                           num_test_defect=3, img_size=256)
+    torch.manual_seed(0)
+    model = EfficientAD(allow_random_teacher=True).eval()
+    images = [torch.rand(1, 3, 256, 256) for _ in range(2)]
+    model.set_teacher_stats(images)
+    model.set_map_quantiles(images)
+    path = str(root / 'efficientad_s.pth')
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return path, str(root / 'data')
+
+
+def test_efficientad_paths_table_and_auroc_check(benchmark, anomaly_checkpoint,
+                                                 capsys):
+    path, data_root = anomaly_checkpoint
+    status = benchmark.main([
+        ANOMALY_CONFIG, '--checkpoint', path, '--shape', '256', '--runs', '1',
+        '--warmup', '0', '--throughput-batch', '2', '--eval-paths',
+        '--check', '--min-speedup', '0.01', '--cfg-options',
+        f'test_dataloader.dataset.data_root={data_root}'])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    for name in ('eager fp32 (plain)', 'eager fp32 channels-last',
+                 'fused fp32 channels-last'):
+        assert name in out
+    assert 'throughput b2' in out and '1.00x' in out
+    assert 'image AUROC' in out and 'largest AUROC difference' in out
+    assert 'check: fastest path' in out and 'PASS' in out
+    # a speed-up nobody reaches fails the check
+    assert benchmark.main([
+        ANOMALY_CONFIG, '--shape', '256', '--runs', '1', '--warmup', '0',
+        '--throughput-batch', '1', '--check', '--min-speedup', '1000']) == 1

@@ -105,3 +105,17 @@ def test_upernet_r50_counts(get_flops):
         (512, 512))
     assert abs(info['params_m'] - 66.5) < 0.1
     assert info['gmacs'] > 200
+
+
+def test_efficientad_params_and_macs(get_flops, capsys):
+    # EfficientAD-S: the paper's PDN-S teacher + student (2 x 384) + AE
+    info = get_flops.count_complexity(
+        osp.join(ROOT, 'configs', 'anomaly', 'efficientad_s_mvtec.py'),
+        (256, 256))
+    assert info['params'] == 8_057_856
+    assert info['input_shape'] == (256, 256)
+    assert info['gmacs'] > 10  # teacher alone is ~15 GMACs at 256x256
+    assert get_flops.main([osp.join(ROOT, 'configs', 'anomaly',
+                                    'efficientad_s_mvtec.py'),
+                           '--shape', '256']) == 0
+    assert 'efficientad_s_mvtec' in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Measure a detector's inference latency on random input.
+"""Measure a model's inference latency on random input.
 
 Two timings per config, each the statistics of ``--runs`` calls after
 ``--warmup`` untimed ones on a ``(batch, 3, H, W)`` tensor already in the
@@ -13,6 +13,20 @@ Examples:
         --checkpoint work_dirs/yolov8_n_shapes/epoch_12.pth --shape 256 256
     python tools/analysis/benchmark.py configs/det/yolov8_{n,s}_coco.py \
         --runs 50 --threads 2
+
+Anomaly-detection configs (EfficientAD) get their own table: each
+inference path of ``densekit.EfficientADInference`` (plain eager float32,
+channels-last, frozen TorchScript with fused conv+ReLU, bfloat16) timed at
+batch 1 (latency, median) and at ``--throughput-batch`` (default 16,
+images/s), with the speed-up over the plain eager float32 forward measured
+in the same run. With ``--checkpoint``, ``--eval-paths`` also runs the
+config's test set through the plain and the fastest path and reports image
+and pixel AUROC of both; ``--check`` exits non-zero unless the fastest path
+is ``--min-speedup`` (default 2) times faster and both AUROCs agree within
+``--max-auroc-diff`` (default 0.005)::
+
+    python tools/analysis/benchmark.py configs/anomaly/efficientad_s_synthetic.py \
+        configs/anomaly/efficientad_m_mvtec.py --shape 256 --runs 20
 
 Note:
     Post-processing time depends on how many boxes pass the model's
@@ -124,9 +138,164 @@ def benchmark_model(model: nn.Module,
         fps=1e3 * batch_size / full_stats['median'])
 
 
+# (name, EfficientADInference options or None for the model's own eager
+# float32 forward)
+ANOMALY_PATHS = [
+    ('eager fp32 (plain)', None),
+    ('eager fp32 channels-last',
+     dict(channels_last=True, fuse=False, dtype='float32')),
+    ('fused fp32 channels-last',
+     dict(channels_last=True, fuse=True, dtype='float32')),
+    ('fused bf16 channels-last',
+     dict(channels_last=True, fuse=True, dtype='bfloat16')),
+]
+
+
+def is_anomaly_model(model: nn.Module) -> bool:
+    return type(model).__name__ == 'EfficientAD'
+
+
+def anomaly_paths(model: nn.Module, device: torch.device) -> List[tuple]:
+    """The inference paths that run on this device (bfloat16 needs native
+    CPU support or a CUDA device)."""
+    from densekit.engine.optimizers import cpu_supports_bf16
+    from densekit.models.anomaly_detectors import EfficientADInference
+    import copy
+    paths = []
+    for name, options in ANOMALY_PATHS:
+        if options is None:  # a contiguous-format float32 copy
+            plain = copy.deepcopy(model).eval()
+            plain.channels_last = False
+            for net in (plain.teacher, plain.student, plain.autoencoder):
+                net.to(memory_format=torch.contiguous_format)
+            paths.append((name, plain._forward))
+            continue
+        if options['dtype'] == 'bfloat16' and device.type == 'cpu' and \
+                not cpu_supports_bf16():
+            continue
+        paths.append((name, EfficientADInference(model, **options)))
+    return paths
+
+
+def benchmark_anomaly_model(model: nn.Module,
+                            shape: Sequence[int] = (256, 256),
+                            *,
+                            throughput_batch: int = 16,
+                            warmup: int = 3,
+                            runs: int = 20) -> List[dict]:
+    """Latency (batch 1) and throughput of every EfficientAD path.
+
+    Returns:
+        list[dict]: ``name``, ``latency`` (stats in ms at batch 1),
+        ``throughput`` (images/s at ``throughput_batch``), ``speedup``
+        (plain eager latency / this latency).
+    """
+    device = next(model.parameters()).device
+    height, width = (int(s) for s in shape)
+    single = torch.rand(1, 3, height, width, device=device)
+    batch = torch.rand(throughput_batch, 3, height, width, device=device)
+    results = []
+    with torch.no_grad():
+        for name, fn in anomaly_paths(model, device):
+            latency = _stats(time_fn(lambda: fn(single), warmup=warmup,
+                                     runs=runs, device=device))
+            big = time_fn(lambda: fn(batch), warmup=1,
+                          runs=max(3, runs // 5), device=device)
+            results.append(dict(
+                name=name, latency=latency,
+                throughput=1e3 * throughput_batch / float(np.median(big))))
+    base = results[0]['latency']['median']
+    for r in results:
+        r['speedup'] = base / r['latency']['median']
+    return results
+
+
+def evaluate_anomaly_paths(model: nn.Module, cfg, paths: Sequence[tuple],
+                           max_images: Optional[int] = None) -> List[dict]:
+    """Image and pixel AUROC of the config's test set through each path."""
+    from mmengine.runner import Runner
+
+    from densekit.evaluation.functional import pixel_auroc, roc_auc
+    loader_cfg = dict(cfg.test_dataloader)
+    loader_cfg.update(num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(loader_cfg)
+    device = next(model.parameters()).device
+    scores = {name: [] for name, _ in paths}
+    maps = {name: [] for name, _ in paths}
+    labels, masks = [], []
+    with torch.no_grad():
+        for i, data in enumerate(loader):
+            if max_images is not None and i >= max_images:
+                break
+            data = model.data_preprocessor(data, False)
+            inputs = data['inputs'].to(device)
+            sample = data['data_samples'][0]
+            labels.append(int(sample.gt_label))
+            masks.append(sample.gt_mask.cpu().numpy())
+            for name, fn in paths:
+                combined = fn(inputs)[0]
+                scores[name].append(float(combined.amax()))
+                maps[name].append(torch.nn.functional.interpolate(
+                    combined, size=tuple(sample.gt_mask.shape),
+                    mode='bilinear')[0, 0].cpu().numpy())
+    return [dict(name=name,
+                 image_auroc=roc_auc(np.asarray(scores[name]), labels),
+                 pixel_auroc=pixel_auroc(maps[name], masks))
+            for name, _ in paths]
+
+
+def main_anomaly(args, config: str, model: nn.Module, cfg,
+                 device: torch.device, has_checkpoint: bool) -> int:
+    """The EfficientAD table (see the module docstring)."""
+    shape = args.shape if args.shape != [640, 640] else [256, 256]
+    results = benchmark_anomaly_model(
+        model, shape, throughput_batch=args.throughput_batch,
+        warmup=args.warmup, runs=args.runs)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    name = device.type if device.type != 'cpu' else \
+        f'cpu x{torch.get_num_threads()}'
+    header = ['config', 'device', 'path', 'input', 'params (M)',
+              'latency b1 median (ms)', 'p90', 'speed-up',
+              f'throughput b{args.throughput_batch} (img/s)']
+    rows = [[osp.splitext(osp.basename(config))[0], name, r['name'],
+             'x'.join(map(str, shape)), f'{params:.2f}',
+             f'{r["latency"]["median"]:.1f}', f'{r["latency"]["p90"]:.1f}',
+             f'{r["speedup"]:.2f}x', f'{r["throughput"]:.1f}']
+            for r in results]
+    print(format_table(header, rows))
+    print(f'{args.runs} timed batch-1 runs after {args.warmup} warm-up; '
+          'throughput: median of max(3, runs/5) batches. Speed-up: plain '
+          'eager fp32 latency / path latency, same process and input.')
+    ok = True
+    fastest = max(results, key=lambda r: r['speedup'])
+    if args.eval_paths:
+        if not has_checkpoint:
+            print('--eval-paths needs --checkpoint (a trained model with its '
+                  'statistics)')
+            return 2
+        paths = [p for p in anomaly_paths(model, device)
+                 if p[0] in (results[0]['name'], fastest['name'])]
+        evals = evaluate_anomaly_paths(model, cfg, paths, args.max_images)
+        print(format_table(
+            ['path', 'image AUROC', 'pixel AUROC'],
+            [[e['name'], f'{e["image_auroc"]:.4f}', f'{e["pixel_auroc"]:.4f}']
+             for e in evals]))
+        diff = max(abs(evals[0][k] - evals[-1][k])
+                   for k in ('image_auroc', 'pixel_auroc'))
+        print(f'largest AUROC difference: {diff:.4f} (limit '
+              f'{args.max_auroc_diff})')
+        ok = diff <= args.max_auroc_diff
+    if args.check:
+        ok = ok and fastest['speedup'] >= args.min_speedup
+        print(f'check: fastest path "{fastest["name"]}" '
+              f'{fastest["speedup"]:.2f}x (need >= {args.min_speedup}x): '
+              + ('PASS' if ok else 'FAIL'))
+    return 0 if ok else 1
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Benchmark detector latency (median / p90 / mean)')
+        description='Benchmark model latency (median / p90 / mean)')
     parser.add_argument('configs', nargs='+', help='config file(s)')
     parser.add_argument(
         '--checkpoint',
@@ -157,6 +326,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of every config, xxx=yyy format')
+    anomaly = parser.add_argument_group('anomaly-detection (EfficientAD)')
+    anomaly.add_argument('--throughput-batch', type=int, default=16)
+    anomaly.add_argument('--eval-paths', action='store_true',
+                         help='AUROC of the plain and the fastest path on '
+                         'the config\'s test set (needs --checkpoint)')
+    anomaly.add_argument('--max-images', type=int, default=None,
+                         help='evaluate only this many test images')
+    anomaly.add_argument('--check', action='store_true',
+                         help='exit 1 unless the fastest path meets '
+                         '--min-speedup (and --max-auroc-diff with '
+                         '--eval-paths)')
+    anomaly.add_argument('--min-speedup', type=float, default=2.0)
+    anomaly.add_argument('--max-auroc-diff', type=float, default=0.005)
     args = parser.parse_args(argv)
     if len(args.shape) == 1:
         args.shape = args.shape * 2
@@ -187,14 +369,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'forward median', 'full median', 'full p90', 'full mean', 'FPS'
     ]
     rows = []
+    status = 0
     for config, checkpoint in zip(args.configs, checkpoints):
-        model = build_model(load_config(config, args.cfg_options))
+        cfg = load_config(config, args.cfg_options)
+        model = build_model(cfg)
         if checkpoint is not None:
             if not osp.isfile(checkpoint):
                 raise FileNotFoundError(
                     f'checkpoint file {checkpoint} does not exist')
             load_checkpoint(model, checkpoint, map_location='cpu')
         model.to(device)
+        if is_anomaly_model(model):
+            status = max(status, main_anomaly(args, config, model, cfg,
+                                              device, checkpoint is not None))
+            continue
         complexity = count_model_complexity(model, args.shape)
         result = benchmark_model(
             model,
@@ -215,10 +403,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f'{result["fps"]:.1f}'
         ])
         del model
-    print(format_table(header, rows))
-    print(f'{args.runs} timed runs after {args.warmup} warm-up runs. '
-          + FOOTNOTE)
-    return 0
+    if rows:
+        print(format_table(header, rows))
+        print(f'{args.runs} timed runs after {args.warmup} warm-up runs. '
+              + FOOTNOTE)
+    return status
 
 
 if __name__ == '__main__':

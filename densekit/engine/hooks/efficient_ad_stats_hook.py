@@ -28,6 +28,12 @@ class EfficientADStatsHook(Hook):
       train_val_split=0.1, subset='val')``), since the student and
       autoencoder change during training.
 
+    * **map quantiles in checkpoints**: before every checkpoint is written
+      the quantiles are recomputed for the weights being saved, so that a
+      checkpoint (the last one in particular, which mmengine writes before
+      the final validation) gives calibrated maps to ``tools/test.py``, the
+      inferencer and the demos.
+
     In a test-only run of a checkpoint without teacher statistics, they are
     computed from ``map_norm_dataloader`` instead (with a warning).
 
@@ -109,6 +115,17 @@ class EfficientADStatsHook(Hook):
 
     def before_val_epoch(self, runner) -> None:
         self._quantiles(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Write quantiles of the saved weights into ``checkpoint``."""
+        model = _unwrap(runner.model)
+        if not bool(model.has_teacher_stats):
+            return
+        self._quantiles(runner)
+        state = checkpoint.get('state_dict', {})
+        for key in ('quantiles', 'has_quantiles'):
+            if key in state:
+                state[key] = getattr(model, key).detach().cpu().clone()
 
     def before_test_epoch(self, runner) -> None:
         self._quantiles(runner)

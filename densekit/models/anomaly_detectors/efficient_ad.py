@@ -137,7 +137,11 @@ class EfficientAD(BaseModel):
         mean, std (Sequence[float]): Normalisation of the [0, 1] RGB inputs
             before every network. Defaults to ImageNet's.
         test_cfg (dict, optional): ``score_threshold``: also set
-            ``pred_label`` (1 = anomalous) in predictions.
+            ``pred_label`` (1 = anomalous) in predictions;
+            ``inference_backend``: ``'eager'`` (default) or ``'optimized'``
+            (:class:`~.efficient_ad_inference.EfficientADInference`:
+            channels-last, fused conv+ReLU graph, bfloat16 where the CPU
+            has it; rebuilt whenever the weights or statistics change).
         data_preprocessor (dict, optional): Defaults to
             ``densekit.AnomalyDataPreprocessor`` ([0, 1] RGB).
         init_cfg (dict, optional): mmengine init config.
@@ -201,6 +205,7 @@ class EfficientAD(BaseModel):
         self.register_buffer('has_quantiles', torch.tensor(False))
         self._warned_batch = False
         self._warned_penalty = False
+        self._inference_path = None
         self.channels_last = channels_last
         if channels_last:
             for net in (self.teacher, self.student, self.autoencoder):
@@ -235,10 +240,27 @@ class EfficientAD(BaseModel):
                 'teacher')
 
     def train(self, mode: bool = True) -> 'EfficientAD':
-        """The teacher stays in eval mode (it is frozen)."""
+        """The teacher stays in eval mode (it is frozen). Entering training
+        drops the cached optimised inference path (weights will change)."""
         super().train(mode)
         self.teacher.eval()
+        if mode:
+            self._inference_path = None
         return self
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._inference_path = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def inference_maps(self, inputs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """:meth:`_forward` through ``test_cfg.inference_backend``."""
+        backend = self.test_cfg.get('inference_backend', 'eager')
+        if backend == 'eager':
+            return self._forward(inputs)
+        if self._inference_path is None:
+            from .efficient_ad_inference import build_inference_path
+            self._inference_path = build_inference_path(self, backend)
+        return self._inference_path(inputs)
 
     def normalize_inputs(self, images: Tensor) -> Tensor:
         """[0, 1] RGB -> the networks' input normalisation (channels-last
@@ -286,6 +308,7 @@ class EfficientAD(BaseModel):
         self.teacher_std.copy_(
             var.sqrt().clamp_min(1e-6).view_as(self.teacher_std).float())
         self.has_teacher_stats.fill_(True)
+        self._inference_path = None
 
     @torch.no_grad()
     def set_map_quantiles(self, batches: Iterable[Tensor]) -> Tensor:
@@ -313,6 +336,7 @@ class EfficientAD(BaseModel):
         q_ae = _quantile(torch.cat(maps_ae), self.map_quantiles)
         self.quantiles.copy_(torch.cat([q_st, q_ae]))
         self.has_quantiles.fill_(True)
+        self._inference_path = None
         return self.quantiles.clone()
 
     # ------------------------------------------------------------------
@@ -423,7 +447,7 @@ class EfficientAD(BaseModel):
             ``pred_score`` (shape ()), ``map_st`` and ``map_ae`` (at the PDN
             resolution).
         """
-        combined, map_st, map_ae = self._forward(inputs)
+        combined, map_st, map_ae = self.inference_maps(inputs)
         if data_samples is None:
             data_samples = [BaseDataElement() for _ in range(len(inputs))]
         threshold = self.test_cfg.get('score_threshold')
