@@ -12,3 +12,6 @@ from .selective_scan import (selective_scan_chunked, selective_scan_cpp,  # noqa
                              selective_scan_fn)
 
 __all__ += ['selective_scan_fn', 'selective_scan_chunked', 'selective_scan_cpp']
+from .scse import SCSE  # noqa: E402
+
+__all__ += ['SCSE']
