@@ -32,6 +32,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from densekit.registry import DATASETS
+from densekit.utils.arg_check import check_str_arg
 
 ANOMALY_CLASSES = ('good', 'anomalous')
 ANOMALY_METAINFO = dict(classes=ANOMALY_CLASSES)
@@ -49,15 +50,6 @@ LOCO_TEST_FOLDERS = dict(good='good', logical='logical_anomalies',
                          structural='structural_anomalies')
 VISA_CSV_COLUMNS = ('object', 'split', 'label', 'image', 'mask')
 _VISA_LABELS = dict(normal=0, anomaly=1)
-
-
-def _check_str_arg(cls_name: str, name: str, value, choices=None) -> None:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f'{cls_name}: {name} must be a non-empty str, but '
-                        f'got {value!r}')
-    if choices is not None and value not in choices:
-        raise ValueError(f'{cls_name}: {name} must be one of {choices}, but '
-                         f'got {value!r}')
 
 
 def _subfolders(path: str) -> List[str]:
@@ -185,10 +177,10 @@ class MVTecADDataset(BaseDataset):
         name = type(self).__name__
         if isinstance(data_root, os.PathLike):
             data_root = os.fspath(data_root)
-        _check_str_arg(name, 'data_root', data_root)
-        _check_str_arg(name, 'category', category)
-        _check_str_arg(name, 'split', split, ('train', 'test'))
-        _check_str_arg(name, 'subset', subset, ('train', 'val'))
+        check_str_arg(name, 'data_root', data_root)
+        check_str_arg(name, 'category', category)
+        check_str_arg(name, 'split', split, ('train', 'test'))
+        check_str_arg(name, 'subset', subset, ('train', 'val'))
         if train_val_split is not None:
             if isinstance(train_val_split, bool) or not isinstance(
                     train_val_split, (float, int)) or not (
@@ -331,9 +323,9 @@ class MVTecLOCODataset(BaseDataset):
         name = type(self).__name__
         if isinstance(data_root, os.PathLike):
             data_root = os.fspath(data_root)
-        _check_str_arg(name, 'data_root', data_root)
-        _check_str_arg(name, 'category', category)
-        _check_str_arg(name, 'split', split, ('train', 'validation', 'test'))
+        check_str_arg(name, 'data_root', data_root)
+        check_str_arg(name, 'category', category)
+        check_str_arg(name, 'split', split, ('train', 'validation', 'test'))
         if anomaly_types is not None:
             if isinstance(anomaly_types, str) or not anomaly_types or any(
                     t not in LOCO_TEST_FOLDERS for t in anomaly_types):
@@ -464,10 +456,10 @@ class VisADataset(BaseDataset):
         name = type(self).__name__
         if isinstance(data_root, os.PathLike):
             data_root = os.fspath(data_root)
-        _check_str_arg(name, 'data_root', data_root)
-        _check_str_arg(name, 'category', category)
-        _check_str_arg(name, 'split', split, ('train', 'test'))
-        _check_str_arg(name, 'ann_file', ann_file)
+        check_str_arg(name, 'data_root', data_root)
+        check_str_arg(name, 'category', category)
+        check_str_arg(name, 'split', split, ('train', 'test'))
+        check_str_arg(name, 'ann_file', ann_file)
         # lazy_init=True: load_data_list needs the attributes set below
         super().__init__(
             ann_file=ann_file, data_root=data_root, metainfo=metainfo,

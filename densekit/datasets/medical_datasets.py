@@ -44,6 +44,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from densekit.registry import DATASETS
+from densekit.utils.arg_check import check_str_arg
 
 from .medical_io import (INTENSITY_NORMS, check_same_shape, check_spacing,
                          h5_volume_info, nifti_volume_info)
@@ -80,15 +81,6 @@ _SYNAPSE_SPLITS = {'train': 'train', 'test_vol': 'test_vol',
                    'test': 'test_vol'}
 
 SpacingArg = Union[None, str, Sequence[float], Mapping[str, Sequence[float]]]
-
-
-def _check_str(cls_name: str, name: str, value, choices=None) -> None:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f'{cls_name}: {name} must be a non-empty str, but '
-                        f'got {value!r}')
-    if choices is not None and value not in choices:
-        raise ValueError(f'{cls_name}: {name} must be one of '
-                         f'{tuple(choices)}, but got {value!r}')
 
 
 def _check_norm(cls_name: str, value) -> None:
@@ -198,12 +190,12 @@ class SynapseDataset(BaseDataset):
         name = type(self).__name__
         if isinstance(data_root, os.PathLike):
             data_root = os.fspath(data_root)
-        _check_str(name, 'data_root', data_root)
-        _check_str(name, 'split', split, _SYNAPSE_SPLITS)
+        check_str_arg(name, 'data_root', data_root)
+        check_str_arg(name, 'split', split, _SYNAPSE_SPLITS)
         if list_dir is not None:
-            _check_str(name, 'list_dir', list_dir)
-        _check_str(name, 'train_dir', train_dir)
-        _check_str(name, 'test_dir', test_dir)
+            check_str_arg(name, 'list_dir', list_dir)
+        check_str_arg(name, 'train_dir', train_dir)
+        check_str_arg(name, 'test_dir', test_dir)
         # lazy_init=True: load_data_list needs the attributes set below
         super().__init__(
             data_root=data_root, metainfo=metainfo, pipeline=list(pipeline),
@@ -426,8 +418,8 @@ class ACDCDataset(BaseDataset):
         name = type(self).__name__
         if isinstance(data_root, os.PathLike):
             data_root = os.fspath(data_root)
-        _check_str(name, 'data_root', data_root)
-        _check_str(name, 'split', split)
+        check_str_arg(name, 'data_root', data_root)
+        check_str_arg(name, 'split', split)
         _check_norm(name, intensity_norm)
         if patients is not None and not isinstance(patients, str):
             if not patients or not all(
