@@ -54,6 +54,9 @@ class EfficientADStatsHook(Hook):
         self._map_norm_cfg = map_norm_dataloader
         self._map_norm_loader = None
         self.max_teacher_batches = max_teacher_batches
+        # optimizer updates behind the last quantile computation: the
+        # checkpoint and the validation after the same iteration share it
+        self._quantiles_updates = None
 
     # -- data ---------------------------------------------------------------
     def _loader(self, runner) -> DataLoader:
@@ -99,7 +102,11 @@ class EfficientADStatsHook(Hook):
             runner, self._train_images_loader(runner),
             self.max_teacher_batches))
 
-    def _quantiles(self, runner) -> None:
+    def _quantiles(self, runner, updates: Optional[int] = None) -> None:
+        """Recompute the quantiles unless they are already those of the
+        weights after ``updates`` optimizer steps."""
+        if updates is not None and updates == self._quantiles_updates:
+            return
         model = _unwrap(runner.model)
         loader = self._loader(runner)
         if not bool(model.has_teacher_stats):
@@ -109,19 +116,22 @@ class EfficientADStatsHook(Hook):
                 'training images)', logger='current', level=30)
             model.set_teacher_stats(self._images(runner, loader))
         q = model.set_map_quantiles(self._images(runner, loader))
+        self._quantiles_updates = updates
         print_log('EfficientAD map quantiles (qa_st, qb_st, qa_ae, qb_ae): '
                   + ', '.join(f'{v:.5g}' for v in q.tolist()),
                   logger='current')
 
     def before_val_epoch(self, runner) -> None:
-        self._quantiles(runner)
+        self._quantiles(runner, updates=runner.iter)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Write quantiles of the saved weights into ``checkpoint``."""
         model = _unwrap(runner.model)
         if not bool(model.has_teacher_stats):
             return
-        self._quantiles(runner)
+        # saved from after_train_iter, before the loop counts the step
+        self._quantiles(runner, updates=checkpoint.get('meta', {}).get(
+            'iter', runner.iter + 1))
         state = checkpoint.get('state_dict', {})
         for key in ('quantiles', 'has_quantiles'):
             if key in state:
