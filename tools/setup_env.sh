@@ -21,6 +21,16 @@ STAMP="$VENV/.densekit-env-ok"
 
 log() { echo "[setup_env] $*"; }
 
+# One build at a time per environment: a second `make env` (another shell, a
+# parallel `make test`) waits here for the first instead of compiling mmcv
+# again into the same venv.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+if ! flock -n 9; then
+    log "another build of $VENV is running: waiting for it"
+    flock 9
+fi
+
 if [[ -f "$STAMP" ]]; then
     log "environment already built at $VENV (remove $STAMP to rebuild)"
     exit 0
