@@ -1,5 +1,7 @@
 """Every registered densekit backbone with small arguments that give four
-outputs at strides 4, 8, 16 and 32: the rows of the cross-task tests
+outputs whose strides double from level to level (4, 8, 16 and 32, or a
+backbone's natural four, e.g. ResNetViT's 2, 4, 8, 16; the columns read
+them from ``feature_info``): the rows of the cross-task tests
 (``test_cross_task.py``, ``test_segmentors/test_upernet.py``). A new
 backbone must be added here, or those tests fail."""
 from typing import List
@@ -24,6 +26,12 @@ BACKBONES = {
                                 depths=(1, 1, 2, 1), num_heads=(2, 2, 4, 4),
                                 mlp_ratios=(4, 4, 4, 4)),
                       img_size=64, out_indices=(0, 1, 2, 3)),
+    # TransUNet's encoder ends at stride 16: its root (/2), the /4 and /8
+    # skips and the ViT map (/16), as TransUNet's decoder reads them
+    'ResNetViT': dict(img_size=64, stem_channels=16, base_channels=8,
+                      stage_blocks=(1, 1, 1),
+                      norm_cfg=dict(type='GN', num_groups=8), embed_dims=32,
+                      num_layers=1, num_heads=2, out_indices=(0, 1, 2, 4)),
 }
 
 

@@ -6,6 +6,11 @@ RetinaNet (FPN), (c) mmseg's UPerNet (UPerHead + FCN auxiliary head, in
 ``test_segmentors/test_upernet.py``). Rows: ``backbone_cases.BACKBONES``,
 which must list every registered backbone. A backbone must be registered
 once, in densekit's registry only: the same class serves every task.
+
+The columns read each row's strides from the backbone's ``feature_info``
+(the head strides and anchors follow them), so a backbone whose four
+outputs double from level to level at other strides than 4-32 (ResNetViT:
+2, 4, 8, 16) runs in the same models.
 """
 import pytest
 import torch
@@ -41,15 +46,25 @@ def backbone_cfg(name, last=None):
     return dict(type=f'densekit.{name}', **kwargs)
 
 
+def contract(name, last=None):
+    """(channels, strides) of the row's outputs, from its feature_info; the
+    strides must double from level to level (the necks' 2x resampling)."""
+    info = MODELS.build(backbone_cfg(name, last)).feature_info
+    strides = [i['stride'] for i in info]
+    assert all(b == 2 * a for a, b in zip(strides, strides[1:])), strides
+    return [i['channels'] for i in info], strides
+
+
 def yolo_detector(name):
+    _, strides = contract(name, last=3)
     return dict(
         type='densekit.YOLODetector',
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[0, 0, 0],
                                std=[255, 255, 255], pad_size_divisor=32),
-        backbone=backbone_cfg(name, last=3),  # strides 8, 16, 32
+        backbone=backbone_cfg(name, last=3),  # strides 8, 16, 32 mostly
         neck=dict(type='densekit.YOLOv8PAFPN', deepen_factor=0.33),
         bbox_head=dict(type='densekit.YOLOv8Head', num_classes=3,
-                       featmap_strides=(8, 16, 32), reg_max=16),
+                       featmap_strides=tuple(strides), reg_max=16),
         train_cfg=dict(assigner=dict(type='densekit.BatchTaskAlignedAssigner',
                                      topk=10, alpha=0.5, beta=6.0)),
         test_cfg=dict(score_thr=0.001, nms_pre=1000,
@@ -57,13 +72,16 @@ def yolo_detector(name):
                       max_per_img=100))
 
 
-def retinanet(name, channels):
+def retinanet(name, channels, strides):
+    # FPN levels: outputs 1..3 and two extra stride-2 convs on the last
+    anchor_strides = list(strides[1:]) + [strides[-1] * 2, strides[-1] * 4]
     return dict(
         type='RetinaNet',
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[0, 0, 0],
                                std=[255, 255, 255], pad_size_divisor=32),
         backbone=backbone_cfg(name),
         # strides 8-128 from the stride-8..32 maps, as mmdet's RetinaNet
+        # (4-64 for ResNetViT's 4..16)
         neck=dict(type='FPN', in_channels=list(channels), out_channels=32,
                   start_level=1, add_extra_convs='on_input', num_outs=5),
         bbox_head=dict(
@@ -71,7 +89,7 @@ def retinanet(name, channels):
             stacked_convs=1, feat_channels=32,
             anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
                                   scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
-                                  strides=[8, 16, 32, 64, 128]),
+                                  strides=anchor_strides),
             bbox_coder=dict(type='DeltaXYWHBBoxCoder',
                             target_means=[.0, .0, .0, .0],
                             target_stds=[1.0, 1.0, 1.0, 1.0]),
@@ -139,8 +157,8 @@ def test_backbone_in_yolo_detector(name):
 def test_backbone_in_retinanet(name):
     init_default_scope('mmdet')
     torch.manual_seed(0)
-    channels = MODELS.build(backbone_cfg(name)).out_channels
+    channels, strides = contract(name)
     # mmdet reads train_cfg/test_cfg by attribute: a ConfigDict
-    model = MODELS.build(ConfigDict(retinanet(name, channels)))
+    model = MODELS.build(ConfigDict(retinanet(name, channels, strides)))
     assert type(model.backbone) is MODELS.get(name)
     _train_step(model, det_samples())

@@ -4,6 +4,7 @@ from .edgenext import EdgeNeXt, convert_edgenext
 from .focalnet import FocalNet, convert_focalnet
 from .hornet import HorNet, convert_hornet
 from .mamba_yolo import MambaYOLO, convert_mamba_yolo
+from .resnet_vit import ResNetViT, convert_resnet_vit
 from .scse_unet import SCSEUNet
 from .smt import SMT, convert_smt
 from .transnext import TransNeXt, convert_transnext
@@ -14,4 +15,4 @@ __all__ = ['BaseBackbone', 'YOLOv8CSPDarknet', 'MambaYOLO',
            'convert_mamba_yolo', 'EdgeNeXt', 'convert_edgenext', 'FocalNet',
            'convert_focalnet', 'HorNet', 'convert_hornet', 'SMT',
            'convert_smt', 'ConvStemViT', 'TransNeXt', 'convert_transnext',
-           'WideResNet', 'SCSEUNet']
+           'WideResNet', 'SCSEUNet', 'ResNetViT', 'convert_resnet_vit']
