@@ -15,3 +15,10 @@ __all__ += ['selective_scan_fn', 'selective_scan_chunked', 'selective_scan_cpp']
 from .scse import SCSE  # noqa: E402
 
 __all__ += ['SCSE']
+from .cross_contextual_attention import CrossContextualAttention  # noqa: E402
+from .focal_decoder_stage import FocalNetDecoderStage  # noqa: E402
+from .swin_decoder_stage import SwinDecoderStage  # noqa: E402
+from .vss_decoder_stage import VSSDecoderStage  # noqa: E402
+
+__all__ += ['CrossContextualAttention', 'FocalNetDecoderStage',
+            'SwinDecoderStage', 'VSSDecoderStage']
