@@ -6,10 +6,13 @@ from .det_inferencer import (DetInferencer, DetResult,
                              read_image)
 from .seg_inferencer import (SegInferencer, SegResult, build_inferencer,
                              draw_segmentation)
+from .volume_inferencer import (VolumeInferencer, VolumeResult,
+                                draw_volume_grid)
 
 __all__ = [
     'AnomalyInferencer', 'AnomalyResult', 'draw_anomaly',
     'DetInferencer', 'DetResult', 'build_inference_pipeline',
     'draw_detections', 'read_image', 'SegInferencer', 'SegResult',
-    'build_inferencer', 'draw_segmentation'
+    'build_inferencer', 'draw_segmentation', 'VolumeInferencer',
+    'VolumeResult', 'draw_volume_grid'
 ]

@@ -235,7 +235,12 @@ class SegInferencer:
         self.model = model.to(device).eval()
         self.cfg = cfg
         self.device = torch.device(device)
-        self.pipeline = Compose(build_seg_inference_pipeline(cfg))
+        self.pipeline = self._build_pipeline(cfg)
+
+    def _build_pipeline(self, cfg: Config) -> Compose:
+        """The per-image test pipeline (:func:`build_seg_inference_pipeline`;
+        :class:`~densekit.apis.VolumeInferencer` reads volume slices)."""
+        return Compose(build_seg_inference_pipeline(cfg))
 
     @property
     def classes(self) -> Tuple[str, ...]:
