@@ -9,6 +9,10 @@ prints a table and exits non-zero when the targets are missed:
   COCO bbox AP, target ``--min-map50`` (default 0.50);
 * segmentation configs (``default_scope='mmseg'``): the synthetic shapes
   segmentation set, mmseg's IoUMetric, target ``--min-miou`` (default 0.70);
+* medical segmentation configs (an mmseg config whose evaluator is
+  ``densekit.VolumeSegMetric``, e.g. ``configs/medseg/unet_phantom.py``):
+  the synthetic phantom-organ CT, per-volume Dice / HD95 over the organs,
+  target ``--min-dice`` (default 0.80);
 * anomaly-detection configs (``default_scope='densekit'``, e.g.
   ``configs/anomaly/efficientad_s_synthetic.py``): the synthetic texture-
   defect set, densekit's AnomalyMetric, targets ``--min-image-auroc`` and
@@ -36,10 +40,13 @@ SEG_METRIC_RE = re.compile(r'\b(aAcc|mIoU|mAcc): ([0-9.]+)')
 # task -> (make_synthetic.py task, default data root)
 SYNTHETIC = dict(det=('shapes', 'data/synthetic_shapes'),
                  seg=('shapes_seg', 'data/synthetic_shapes_seg'),
-                 anomaly=('anomaly', 'data/synthetic_anomaly'))
+                 anomaly=('anomaly', 'data/synthetic_anomaly'),
+                 medseg=('phantom', 'data/synthetic_phantom'))
 # densekit.AnomalyMetric: "anomaly/image_AUROC: 0.9912" (fractions)
 ANOMALY_METRIC_RE = re.compile(
     r'anomaly/(image_AUROC|pixel_AUROC|AU-PRO|image_F1max): ([0-9.]+)')
+# densekit.VolumeSegMetric: "volume/mDice: 0.8312  volume/mHD95: 3.1000"
+VOLUME_METRIC_RE = re.compile(r'volume/(mDice|mHD95): ([0-9.]+|nan)')
 
 
 def parse_args(argv=None):
@@ -56,6 +63,9 @@ def parse_args(argv=None):
                         help='detection target')
     parser.add_argument('--min-miou', type=float, default=0.70,
                         help='segmentation target (fraction, not percent)')
+    parser.add_argument('--min-dice', type=float, default=0.80,
+                        help='medical segmentation target (mean Dice over '
+                        'the organs, fraction)')
     parser.add_argument('--min-image-auroc', type=float, default=0.95,
                         help='anomaly-detection target')
     parser.add_argument('--min-pixel-auroc', type=float, default=0.95,
@@ -86,10 +96,15 @@ def run(cmd, log_path):
 
 
 def config_task(config: str) -> str:
-    """``'seg'`` for mmseg-scoped configs, ``'anomaly'`` for densekit-scoped
-    ones, else ``'det'``."""
+    """``'medseg'`` for mmseg-scoped configs evaluated per volume
+    (``densekit.VolumeSegMetric``), ``'seg'`` for other mmseg-scoped configs,
+    ``'anomaly'`` for densekit-scoped ones, else ``'det'``."""
     from mmengine.config import Config
-    scope = Config.fromfile(osp.join(ROOT, config)).get('default_scope')
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    scope = cfg.get('default_scope')
+    if scope == 'mmseg' and 'VolumeSegMetric' in str(
+            cfg.get('test_evaluator', {}).get('type', '')):
+        return 'medseg'
     return {'mmseg': 'seg', 'densekit': 'anomaly'}.get(scope, 'det')
 
 
@@ -100,6 +115,10 @@ def read_metrics(task: str, out: str) -> dict:
                    for m in METRIC_RE.findall(out)}
         if 'mAP_50' not in metrics:
             raise SystemExit('tools/test.py printed no coco/bbox_mAP_50')
+    elif task == 'medseg':
+        metrics = {k: float(v) for k, v in VOLUME_METRIC_RE.findall(out)}
+        if 'mDice' not in metrics:
+            raise SystemExit('tools/test.py printed no volume/mDice')
     elif task == 'anomaly':
         metrics = {k: float(v) for k, v in ANOMALY_METRIC_RE.findall(out)}
         if 'image_AUROC' not in metrics or 'pixel_AUROC' not in metrics:
@@ -167,6 +186,17 @@ def main(argv=None):
              f"{metrics.get('AU-PRO', float('nan')):.3f}"),
             ('image F1-max', f"{metrics.get('image_F1max', float('nan')):.3f}"),
         ]
+    elif task == 'medseg':
+        ok_score = metrics['mDice'] >= args.min_dice
+        rows += [
+            ('mean Dice (organs, per volume)', f"{metrics['mDice']:.3f} "
+             f'(target >= {args.min_dice:.2f})'),
+            ('mean HD95', f"{metrics.get('mHD95', float('nan')):.2f} "
+             '(mm when the volumes carry a spacing)'),
+        ]
+        per_class = re.findall(r'volume/Dice/(\w+): ([0-9.]+|nan)', out)
+        rows += [(f'Dice {name}', f'{float(v):.3f}')
+                 for name, v in per_class]
     else:
         ok_score = metrics['mIoU'] >= args.min_miou
         rows += [
