@@ -38,7 +38,7 @@ model = dict(
 # wholesale, so both are re-declared)
 train_pipeline = [
     dict(type='densekit.LoadMedicalSlice', num_channels=3),
-    {{_base_.transunet_augment}},
+    {{_base_.train_augment}},
     dict(type='Resize', scale={{_base_.img_scale}}, keep_ratio=False,
          interpolation='bicubic'),
     dict(type='PackSegInputs', meta_keys={{_base_.medical_meta_keys}})
