@@ -3,7 +3,7 @@
 # counterpart) on the synthetic phantom CT, CPU-sized: MambaYOLO-T at half
 # its width (widen_factor 0.125: 16/32/64/128 channels at strides 4-32,
 # about 1.2 M params instead of 4.3 M), the swin-unet_phantom.py protocol
-# with TransUNet's SGD lr 0.01, 400 iterations.
+# and its from-scratch AdamW schedule.
 #   python tools/data/make_synthetic.py phantom --out data/synthetic_phantom
 #   python tools/train.py configs/medseg/mamba-unet_phantom.py
 _base_ = './swin-unet_phantom.py'
@@ -27,4 +27,3 @@ model = dict(
         num_heads=None,
         drop_path_rate=0.0,  # Mamba YOLO's blocks train without it
         encoder_depths=None))
-optim_wrapper = dict(optimizer=dict(lr=0.01))
