@@ -1,4 +1,5 @@
 from .base_backbone import BaseBackbone
+from .cbnet import CBNet, per_backbone_features
 from .conv_stem_vit import ConvStemViT
 from .edgenext import EdgeNeXt, convert_edgenext
 from .focalnet import FocalNet, convert_focalnet
@@ -11,7 +12,7 @@ from .transnext import TransNeXt, convert_transnext
 from .wide_resnet import WideResNet
 from .yolov8_csp_darknet import YOLOv8CSPDarknet
 
-__all__ = ['BaseBackbone', 'YOLOv8CSPDarknet', 'MambaYOLO',
+__all__ = ['BaseBackbone', 'CBNet', 'per_backbone_features', 'YOLOv8CSPDarknet', 'MambaYOLO',
            'convert_mamba_yolo', 'EdgeNeXt', 'convert_edgenext', 'FocalNet',
            'convert_focalnet', 'HorNet', 'convert_hornet', 'SMT',
            'convert_smt', 'ConvStemViT', 'TransNeXt', 'convert_transnext',

@@ -121,6 +121,29 @@ class BaseBackbone(BaseModule):
                     m.eval()
         return self
 
+    def forward_stage(self, index: int, x: Tensor) -> Tensor:
+        """Run stage ``index`` on its input: ``self.stages[index](x)``.
+
+        Backbones with work between stages (input padding before the stem,
+        a pooling between two stages) override it, so that stage-by-stage
+        callers (:class:`densekit.models.backbones.CBNet`) see the same
+        maps as :meth:`forward`.
+
+        Args:
+            index (int): Stage index, 0 is the stem.
+            x (Tensor): The previous stage's raw output (the image for 0).
+
+        Returns:
+            Tensor: The stage's raw output, (N, C_index, H_index, W_index).
+        """
+        return self.stages[index](x)
+
+    def forward_stage_output(self, index: int, x: Tensor) -> Tensor:
+        """The map returned for stage ``index`` (in ``out_indices``) from the
+        stage's raw output ``x``: identity here; backbones with per-output
+        norms ``norm{index}`` apply them. Shapes are unchanged."""
+        return x
+
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Args: x (Tensor): images, (N, 3, H, W).
 
@@ -129,8 +152,8 @@ class BaseBackbone(BaseModule):
             ``out_indices`` entry, with C_i, s_i as in :attr:`feature_info`.
         """
         outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
+        for i in range(len(self.stages)):
+            x = self.forward_stage(i, x)
             if i in self.out_indices:
-                outs.append(x)
+                outs.append(self.forward_stage_output(i, x))
         return tuple(outs)

@@ -420,14 +420,18 @@ class EdgeNeXt(BaseBackbone):
             ``out_indices`` entry, with C_i, s_i as in :attr:`feature_info`.
         """
         outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
+        for i in range(len(self.stages)):
+            x = self.forward_stage(i, x)
             if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(x)
-                            if self.out_norm else x)
+                outs.append(self.forward_stage_output(i, x))
             if i >= max(self.out_indices):
                 break
         return tuple(outs)
+
+    def forward_stage_output(self, index: int, x: Tensor) -> Tensor:
+        """Stage ``index``'s map through its ``norm{index}`` (unless
+        ``out_norm=False``), shape unchanged."""
+        return getattr(self, f'norm{index}')(x) if self.out_norm else x
 
 
 class EdgeNeXtClassifier(nn.Module):

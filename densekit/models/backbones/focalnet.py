@@ -486,15 +486,19 @@ class FocalNet(BaseBackbone):
             each normalised by its ``norm{i}``.
         """
         outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
+        for i in range(len(self.stages)):
+            x = self.forward_stage(i, x)
             if i in self.out_indices:
-                norm = getattr(self, f'norm{i}')
-                out = norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-                outs.append(out.contiguous())
+                outs.append(self.forward_stage_output(i, x))
             if i == max(self.out_indices):
                 break
         return tuple(outs)
+
+    def forward_stage_output(self, index: int, x: Tensor) -> Tensor:
+        """Stage ``index``'s (N, C, H, W) map through its LayerNorm
+        ``norm{index}`` over channels, shape unchanged."""
+        norm = getattr(self, f'norm{index}')
+        return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
 
     def convert_pretrained(self, state_dict):
         """Official ImageNet/detection layouts -> ours (``init_cfg``

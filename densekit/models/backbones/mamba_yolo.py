@@ -184,14 +184,21 @@ class MambaYOLO(BaseBackbone):
         Returns:
             tuple[Tensor]: one (N, C_i, H' / s_i, W' / s_i) map per
             ``out_indices`` entry (C_i, s_i as in :attr:`feature_info`),
-            where H', W' are H, W rounded up to a multiple of 32.
+            where H', W' are H, W rounded up to a multiple of 32 (the
+            zero padding of :meth:`forward_stage` before the stem).
         """
-        height, width = x.shape[-2:]
-        pad_h = -height % self.size_divisor
-        pad_w = -width % self.size_divisor
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
         return super().forward(x)
+
+    def forward_stage(self, index: int, x: Tensor) -> Tensor:
+        """Stage ``index``; the images are zero-padded (bottom, right) to a
+        multiple of 32 before the stem (stage 0)."""
+        if index == 0:
+            height, width = x.shape[-2:]
+            pad_h = -height % self.size_divisor
+            pad_w = -width % self.size_divisor
+            if pad_h or pad_w:
+                x = F.pad(x, (0, pad_w, 0, pad_h))
+        return self.stages[index](x)
 
 
 # ---------------------------------------------------------------------------

@@ -360,6 +360,23 @@ class ResNetViT(BaseBackbone):
                                   grid_size=encoder.grid_size,
                                   vit_stage=len(self.stages) - 1)
 
+    def forward_stage(self, index: int, x: Tensor) -> Tensor:
+        """Stage ``index``: the images are checked (and grey ones repeated to
+        RGB with ``grey_to_rgb``) before stage 0, and the hybrid encoder's
+        max pool runs before stage 1."""
+        if index == 0:
+            if self.grey_to_rgb and x.dim() == 4 and x.shape[1] == 1 \
+                    and self.in_channels != 1:
+                x = x.repeat(1, self.in_channels, 1, 1)
+            if x.dim() != 4 or x.shape[1] != self.in_channels:
+                raise ValueError(
+                    f'ResNetViT: expected images (N, {self.in_channels}, H, '
+                    f'W){" or (N, 1, H, W)" if self.grey_to_rgb else ""}, '
+                    f'but got {tuple(x.shape)}')
+        elif index == 1 and self.hybrid:
+            x = self.maxpool(x)
+        return self.stages[index](x)
+
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Args: x (Tensor): images, (N, in_channels, H, W), or (N, 1, H, W)
         with ``grey_to_rgb``; H, W multiples of 16 give exact strides.
@@ -368,19 +385,10 @@ class ResNetViT(BaseBackbone):
             tuple[Tensor]: one (N, C_i, ceil(H / s_i), ceil(W / s_i)) map per
             ``out_indices`` entry (:attr:`feature_info`).
         """
-        if self.grey_to_rgb and x.shape[1] == 1 and self.in_channels != 1:
-            x = x.repeat(1, self.in_channels, 1, 1)
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'ResNetViT: expected images (N, {self.in_channels}, H, W)'
-                f'{" or (N, 1, H, W)" if self.grey_to_rgb else ""}, but got '
-                f'{tuple(x.shape)}')
         size = x.shape[2:]
         outs = []
-        for i, stage in enumerate(self.stages):
-            if self.hybrid and i == 1:
-                x = self.maxpool(x)
-            x = stage(x)
+        for i in range(len(self.stages)):
+            x = self.forward_stage(i, x)
             if i in self.out_indices:
                 stride = self.stage_strides[i]
                 pad_h = math.ceil(size[0] / stride) - x.shape[2]
