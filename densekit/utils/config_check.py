@@ -16,8 +16,10 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, Registry
 import mmengine.registry as mmengine_registry
 
-# dicts whose ``type`` is not a registry key (mmcv op names, albumentations)
-_NON_REGISTRY_KEYS = ('nms', 'bbox_params', 'keypoint_params')
+# dicts whose ``type`` is not a registry key: mmcv op names (``nms``;
+# ``roi_layer``, which mmdet's RoI extractors take from ``mmcv.ops`` by
+# name) and albumentations' parameters
+_NON_REGISTRY_KEYS = ('nms', 'roi_layer', 'bbox_params', 'keypoint_params')
 _NON_REGISTRY_PARENT_TYPES = ('Albu', 'mmdet.Albu', 'mmseg.Albu')
 # top-level keys whose ``type``s mmengine's Runner builds from registries
 # (other top-level names are plain variables of the config file)
