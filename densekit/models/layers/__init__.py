@@ -22,3 +22,9 @@ from .vss_decoder_stage import VSSDecoderStage  # noqa: E402
 
 __all__ += ['CrossContextualAttention', 'FocalNetDecoderStage',
             'SwinDecoderStage', 'VSSDecoderStage']
+from .bvr_attention_decoder import BVRAttentionDecoder  # noqa: E402
+from .bvr_location_embedding import BVRLocationEmbedding  # noqa: E402
+from .corner_pool import CornerPool, directional_pool  # noqa: E402
+
+__all__ += ['BVRAttentionDecoder', 'BVRLocationEmbedding', 'CornerPool',
+            'directional_pool']
