@@ -6,18 +6,22 @@ Detection via Transformer Decoder", NeurIPS 2020
 (MIT licence), an overlay on mmdet 2.x; ``code/models/dense_heads/
 bvr_head.py`` ``BVRHead``. This is a rewrite for mmdet 3.x.
 
-The wrapped head (mmdet's ``RetinaHead``) keeps its towers, final convs,
-assigner, losses and post-processing. BVR sits between the towers and the
-final convs::
+The wrapped head (mmdet's ``RetinaHead``, ``FCOSHead`` or ``ATSSHead``)
+keeps its towers, final convs, assigner, losses and post-processing. BVR
+sits between the towers and the final convs::
 
     forward(x):  towers(x) -> cls_feats, reg_feats            (per level)
                  keypoint_head(x) -> heatmaps, offsets       (FPN inputs)
                  cls_feats <- decoder_cls(cls_feats, center keys)
                  reg_feats <- decoder_reg(reg_feats, corner keys)
-                 final convs(cls_feats, reg_feats) -> cls_scores, bbox_preds
-    loss():      wrapped.loss_by_feat(cls_scores, bbox_preds, ...)
+                 final convs(cls_feats, reg_feats) -> bbox_outs
+    loss():      wrapped.loss_by_feat(*bbox_outs, ...)
                  + keypoint_head.loss(heatmaps, offsets, ...)
-    predict():   forward() -> wrapped.predict_by_feat()
+    predict():   forward() -> wrapped.predict_by_feat(*bbox_outs, ...)
+
+``bbox_outs`` is what the wrapped head's own ``forward`` returns: RetinaHead
+``(cls_scores, bbox_preds)``; FCOSHead and ATSSHead ``(cls_scores,
+bbox_preds, centernesses)``, each a list over levels.
 
 Keys are sampled per branch with :meth:`BVRKeypointHead.sample_keypoints`
 (top ``topk_per_level`` per level, best ``num_keys`` over levels) and read
@@ -27,7 +31,10 @@ level, at the level's cell centers. Positions are divided by
 stride for every level).
 
 Supporting another head type means adding its ``(towers, predictions)``
-pair to ``HEAD_ADAPTERS``; only ``RetinaHead`` is there now.
+pair to ``HEAD_ADAPTERS``: ``towers`` is the head's ``forward_single`` up to
+its last tower conv, ``predictions`` the rest of it, so that with the
+decoders switched off (output projections zero) the wrapped head's outputs
+come back unchanged.
 """
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -36,6 +43,7 @@ import torch.nn as nn
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.structures import SampleList
+from mmdet.utils import InstanceList, OptInstanceList
 from mmengine.config import ConfigDict
 from torch import Tensor
 
@@ -45,10 +53,15 @@ from densekit.registry import MODELS
 Feats = List[Tensor]
 
 
-def _retina_towers(head: nn.Module, x: Sequence[Tensor]
-                   ) -> Tuple[Feats, Feats]:
-    """RetinaHead's cls/reg towers (``forward_single`` without the last
-    convs)."""
+def _stacked_towers(head: nn.Module, x: Sequence[Tensor]
+                    ) -> Tuple[Feats, Feats]:
+    """The ``cls_convs`` / ``reg_convs`` towers of RetinaHead, FCOSHead and
+    ATSSHead (their ``forward_single`` without the last convs).
+
+    Returns:
+        tuple[list[Tensor], list[Tensor]]: ``cls_feats`` and ``reg_feats``,
+        one ``(N, feat_channels, H_l, W_l)`` tensor per level.
+    """
     cls_feats, reg_feats = [], []
     for feat in x:
         c, r = feat, feat
@@ -68,9 +81,50 @@ def _retina_predictions(head: nn.Module, cls_feats: Feats,
             [head.retina_reg(f) for f in reg_feats])
 
 
+def _fcos_predictions(head: nn.Module, cls_feats: Feats, reg_feats: Feats
+                      ) -> Tuple[Feats, Feats, Feats]:
+    """FCOSHead's final convs -> ``(cls_scores, bbox_preds, centernesses)``,
+    as ``FCOSHead.forward_single``: learnable per-level scale, then
+    ``clamp(min=0)`` (times the stride at test time) with
+    ``norm_on_bbox``, else ``exp``; centerness from the regression tower
+    unless ``centerness_on_reg=False``.
+
+    ``bbox_preds`` are ``(N, 4, H_l, W_l)`` (left, top, right, bottom)
+    distances, ``centernesses`` ``(N, 1, H_l, W_l)`` logits.
+    """
+    cls_scores, bbox_preds, centernesses = [], [], []
+    for cls_feat, reg_feat, scale, stride in zip(cls_feats, reg_feats,
+                                                  head.scales, head.strides):
+        cls_scores.append(head.conv_cls(cls_feat))
+        centernesses.append(head.conv_centerness(
+            reg_feat if head.centerness_on_reg else cls_feat))
+        bbox_pred = scale(head.conv_reg(reg_feat)).float()
+        if head.norm_on_bbox:
+            bbox_pred = bbox_pred.clamp(min=0)
+            if not head.training:
+                bbox_pred = bbox_pred * stride
+        else:
+            bbox_pred = bbox_pred.exp()
+        bbox_preds.append(bbox_pred)
+    return cls_scores, bbox_preds, centernesses
+
+
+def _atss_predictions(head: nn.Module, cls_feats: Feats, reg_feats: Feats
+                      ) -> Tuple[Feats, Feats, Feats]:
+    """ATSSHead's final convs -> ``(cls_scores, bbox_preds, centernesses)``,
+    as ``ATSSHead.forward_single``: per-level scale on the box deltas
+    (no ``exp``), centerness from the regression tower."""
+    return ([head.atss_cls(f) for f in cls_feats],
+            [scale(head.atss_reg(f)).float()
+             for f, scale in zip(reg_feats, head.scales)],
+            [head.atss_centerness(f) for f in reg_feats])
+
+
 # head class name -> (towers, predictions from the tower features)
 HEAD_ADAPTERS: Dict[str, Tuple[Callable, Callable]] = {
-    'RetinaHead': (_retina_towers, _retina_predictions),
+    'RetinaHead': (_stacked_towers, _retina_predictions),
+    'FCOSHead': (_stacked_towers, _fcos_predictions),
+    'ATSSHead': (_stacked_towers, _atss_predictions),
 }
 
 
@@ -195,8 +249,9 @@ class BVRHead(BaseDenseHead):
     def forward_with_keypoints(self, x: Sequence[Tensor]
                                ) -> Tuple[Tuple[Feats, ...], dict, dict]:
         """Returns ``(bbox_outs, heatmaps, offsets)``: the wrapped head's
-        outputs (RetinaHead: ``cls_scores``, ``bbox_preds``, per level) and
-        the keypoint head's (see :meth:`BVRKeypointHead.forward`)."""
+        outputs (RetinaHead: ``cls_scores``, ``bbox_preds``; FCOSHead and
+        ATSSHead add ``centernesses``; each a list over levels) and the
+        keypoint head's (see :meth:`BVRKeypointHead.forward`)."""
         cls_feats, reg_feats = self._towers(self.bbox_head, x)
         heatmaps, offsets = self.keypoint_head(x)
         cls_feats = self._relate(cls_feats, heatmaps, offsets,
@@ -216,16 +271,35 @@ class BVRHead(BaseDenseHead):
         ``loss_kpt_offset``."""
         bbox_outs, heatmaps, offsets = self.forward_with_keypoints(x)
         gts, gts_ignore, img_metas = unpack_gt_instances(batch_data_samples)
-        return self.loss_by_feat(*bbox_outs, heatmaps, offsets, gts,
+        return self.loss_by_feat(bbox_outs, heatmaps, offsets, gts,
                                  img_metas, gts_ignore)
 
-    def loss_by_feat(self, cls_scores: Feats, bbox_preds: Feats,
-                     heatmaps: dict, offsets: dict, batch_gt_instances,
-                     batch_img_metas, batch_gt_instances_ignore=None) -> dict:
-        """Args as the wrapped head's ``loss_by_feat`` plus the keypoint
-        maps after ``bbox_preds``."""
-        losses = self.bbox_head.loss_by_feat(cls_scores, bbox_preds,
-                                             batch_gt_instances,
+    def loss_by_feat(self, bbox_outs: Sequence[Feats], heatmaps: dict,
+                     offsets: dict, batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None
+                     ) -> dict:
+        """Wrapped head's and keypoint head's losses.
+
+        Args:
+            bbox_outs (Sequence[list[Tensor]]): The wrapped head's outputs
+                (see :meth:`forward_with_keypoints`), passed to its
+                ``loss_by_feat`` in order.
+            heatmaps (dict[str, list[Tensor]]): Keypoint heatmap logits per
+                type, ``(N, num_classes, H_l, W_l)`` per level.
+            offsets (dict[str, list[Tensor]]): Keypoint offsets per type,
+                ``(N, 2, H_l, W_l)`` per level.
+            batch_gt_instances (list[:obj:`InstanceData`]): Ground truth
+                ``bboxes`` (x1, y1, x2, y2) and ``labels`` per image.
+            batch_img_metas (list[dict]): Meta information per image.
+            batch_gt_instances_ignore (list[:obj:`InstanceData`], optional):
+                Boxes to ignore, for the wrapped head. Defaults to None.
+
+        Returns:
+            dict[str, Tensor]: The wrapped head's losses plus
+            ``loss_kpt_heatmap`` and ``loss_kpt_offset``.
+        """
+        losses = self.bbox_head.loss_by_feat(*bbox_outs, batch_gt_instances,
                                              batch_img_metas,
                                              batch_gt_instances_ignore)
         losses.update(self.keypoint_head.loss(heatmaps, offsets,

@@ -220,7 +220,7 @@ def test_bad_args():
     cfg = tiny_bvr_retinanet().bbox_head
     with pytest.raises(TypeError, match='BVRHead supports'):
         MODELS.build(dict(copy.deepcopy(cfg), bbox_head=dict(
-            type='FCOSHead', num_classes=3, in_channels=CH)))
+            type='RPNHead', num_classes=1, in_channels=CH)))
     with pytest.raises(ValueError, match='not predicted by'):
         MODELS.build(dict(copy.deepcopy(cfg), keypoint_head=keypoint_head_cfg(
             keypoint_types=('center', ))))
