@@ -1,0 +1,3 @@
+from .bvr_roi_head import BVRRoIHead
+
+__all__ = ['BVRRoIHead']
