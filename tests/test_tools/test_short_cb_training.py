@@ -16,8 +16,7 @@ def test_cbnet_faster_rcnn_loss_decreases_with_assistant_losses(
                          base='faster-rcnn_cbv2-r50_fpn_shapes.py')
     work = tmp_path / 'work'
     res = run_tool(['tools/train.py', config, '--work-dir', str(work),
-                    '--cfg-options', 'optim_wrapper.optimizer.lr=0.01',
-                    'custom_hooks=[]'])
+                    '--cfg-options', 'custom_hooks=[]'])
     assert res.returncode == 0, res.stdout[-3000:]
     scalars, = glob.glob(f'{work}/*/vis_data/scalars.json')
     with open(scalars) as f:
