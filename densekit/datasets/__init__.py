@@ -17,6 +17,14 @@ from .transforms import (MEDICAL_META_KEYS, LoadAnomalyMask,
                          LoadImageFromFileSafe, LoadMedicalSlice,
                          PackAnomalyInputs, get_skipped_images,
                          reset_skipped_images)
+from .argoverse_hd_dataset import (ARGOVERSE_HD_CLASSES,
+                                   ARGOVERSE_HD_METAINFO,
+                                   ArgoverseHDDataset)
+from .synthetic import (MOVING_SHAPES_CLASSES, MOVING_SHAPES_METAINFO,
+                        generate_moving_shapes_argoverse)
+from .transforms import (LoadStreamAnnotations, LoadStreamFrames,
+                         PackStreamInputs, StreamFilterAnnotations,
+                         StreamPad)
 
 __all__ = [
     'SHAPES_CLASSES', 'SHAPES_METAINFO', 'generate_shapes_coco',
@@ -26,5 +34,10 @@ __all__ = [
     'generate_anomaly_mvtec', 'LoadAnomalyMask', 'PackAnomalyInputs',
     'SYNAPSE_CLASSES', 'SYNAPSE_METAINFO', 'ACDC_CLASSES', 'ACDC_METAINFO',
     'SynapseDataset', 'ACDCDataset', 'LoadMedicalSlice', 'MEDICAL_META_KEYS',
-    'PHANTOM_CLASSES', 'PHANTOM_METAINFO', 'generate_phantom_synapse'
+    'PHANTOM_CLASSES', 'PHANTOM_METAINFO', 'generate_phantom_synapse',
+    'ARGOVERSE_HD_CLASSES', 'ARGOVERSE_HD_METAINFO', 'ArgoverseHDDataset',
+    'MOVING_SHAPES_CLASSES', 'MOVING_SHAPES_METAINFO',
+    'generate_moving_shapes_argoverse', 'LoadStreamFrames',
+    'LoadStreamAnnotations', 'PackStreamInputs', 'StreamFilterAnnotations',
+    'StreamPad'
 ]

@@ -11,12 +11,17 @@ Usage (from the repository root; densekit need not be installed)::
         --num-test-defect 60
     python tools/data/make_synthetic.py phantom --out data/synthetic_phantom \
         --num-train 12 --num-test 4 --size 24 128 128 --num-organs 4
+    python tools/data/make_synthetic.py moving_shapes \
+        --out data/synthetic_moving_shapes --num-train-seqs 16 \
+        --num-val-seqs 4 --frames-per-seq 60 --img-size 256
 
 Each task is a sub-command with its own options: ``shapes`` (COCO-format
 detection and instance segmentation), ``shapes_seg`` (the same images as
 semantic segmentation in ADE20K's layout), ``anomaly`` (a woven texture
 with scratch, blob and colour defects in MVTec AD's layout), ``phantom``
-(3D CT-like volumes of ellipsoid organs in TransUNet's Synapse layout). An
+(3D CT-like volumes of ellipsoid organs in TransUNet's Synapse layout),
+``moving_shapes`` (videos of moving shapes with track ids in Argoverse-HD's
+layout, for streaming perception). An
 existing
 dataset made with the same options is reused unless ``--overwrite`` is given.
 """
@@ -213,6 +218,62 @@ def run_phantom(args: argparse.Namespace) -> None:
           f'SynapseDataset(metainfo=phantom_metainfo({args.num_organs})))')
 
 
+def add_moving_shapes_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--out',
+        default='data/synthetic_moving_shapes',
+        help='dataset root (the ArgoverseHDDataset data_root; frames are '
+        'under frames/, so data_prefix=dict(img=\'frames/\'))')
+    parser.add_argument('--num-train-seqs', type=int, default=16)
+    parser.add_argument('--num-val-seqs', type=int, default=4)
+    parser.add_argument('--frames-per-seq', type=int, default=60)
+    parser.add_argument('--img-size', type=int, default=256)
+    parser.add_argument('--min-objects', type=int, default=2)
+    parser.add_argument('--max-objects', type=int, default=5)
+    parser.add_argument(
+        '--min-size', type=float, default=None,
+        help='smallest object diameter in px (default img_size * 16 / 256)')
+    parser.add_argument(
+        '--max-size', type=float, default=None,
+        help='largest object diameter in px (default img_size * 72 / 256)')
+    parser.add_argument(
+        '--min-speed', type=float, default=None,
+        help='smallest base speed in px/frame (default img_size * 1.5 / 256)')
+    parser.add_argument(
+        '--max-speed', type=float, default=None,
+        help='largest base speed in px/frame (default img_size * 6 / 256)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='regenerate even if a dataset with these options exists')
+
+
+def run_moving_shapes(args: argparse.Namespace) -> None:
+    from densekit.datasets.synthetic import generate_moving_shapes_argoverse
+
+    start = time.time()
+    info = generate_moving_shapes_argoverse(
+        args.out, num_train_seqs=args.num_train_seqs,
+        num_val_seqs=args.num_val_seqs, frames_per_seq=args.frames_per_seq,
+        img_size=args.img_size, min_objects=args.min_objects,
+        max_objects=args.max_objects, min_size=args.min_size,
+        max_size=args.max_size, min_speed=args.min_speed,
+        max_speed=args.max_speed, seed=args.seed, overwrite=args.overwrite)
+    action = ('reused existing dataset (same options; pass --overwrite to '
+              'regenerate)' if info['reused'] else
+              f'generated in {time.time() - start:.1f}s')
+    print(f'synthetic moving shapes (Argoverse-HD layout) in '
+          f'{info["out_dir"]}: {action}')
+    for split in ('train', 'val'):
+        print(f'  {split}: {info["num_sequences"][split]} sequences, '
+              f'{info["num_images"][split]} frames, '
+              f'{info["num_instances"][split]} instances')
+        print(f'    annotations: {info["ann_files"][split]}')
+    print(f'  frames: {info["frames_dir"]}/<seq_name>/<fid:06d>.jpg '
+          f"(data_prefix=dict(img='{info['img_prefix']}'))")
+
+
 # task name -> (help, add its arguments, run it)
 TASKS = {
     'shapes': ('COCO-format detection and instance segmentation of circles, '
@@ -225,6 +286,9 @@ TASKS = {
     'phantom': ('3D CT-like volumes of ellipsoid organs for medical '
                 'segmentation, TransUNet Synapse layout', add_phantom_args,
                 run_phantom),
+    'moving_shapes': ('videos of moving circles, squares, triangles and stars '
+                      'with track ids for streaming detection, Argoverse-HD '
+                      'layout', add_moving_shapes_args, run_moving_shapes),
 }
 
 

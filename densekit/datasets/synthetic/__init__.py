@@ -11,6 +11,10 @@ from .shapes import (SHAPES_CLASSES, SHAPES_METAINFO, SHAPES_PALETTE,
 from .shapes_seg import (SHAPES_SEG_CLASSES, SHAPES_SEG_METAINFO,
                          SHAPES_SEG_PALETTE, generate_shapes_ade,
                          shapes_label_map)
+from .moving_shapes import (MOTION_TYPES, MOVING_SHAPES_CLASSES,
+                            MOVING_SHAPES_METAINFO, MovingShapesSequence,
+                            generate_moving_shapes_argoverse,
+                            render_moving_shapes_sequence)
 
 __all__ = [
     'SHAPES_CLASSES', 'SHAPES_METAINFO', 'SHAPES_PALETTE', 'ShapesSample',
@@ -21,5 +25,8 @@ __all__ = [
     'PHANTOM_ORGANS', 'MAX_PHANTOM_ORGANS', 'PHANTOM_CLASSES',
     'PHANTOM_PALETTE', 'PHANTOM_METAINFO', 'PHANTOM_SPACING',
     'phantom_classes', 'phantom_metainfo', 'render_phantom_volume',
-    'generate_phantom_synapse'
+    'generate_phantom_synapse',
+    'MOVING_SHAPES_CLASSES', 'MOVING_SHAPES_METAINFO', 'MOTION_TYPES',
+    'MovingShapesSequence', 'render_moving_shapes_sequence',
+    'generate_moving_shapes_argoverse'
 ]

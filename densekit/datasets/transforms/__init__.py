@@ -6,10 +6,16 @@ from .load_medical_slice import MEDICAL_META_KEYS, LoadMedicalSlice
 from .loading import (LoadImageFromFileSafe, get_skipped_images,
                       reset_skipped_images)
 from .yolo_hsv_random_aug import YOLOHSVRandomAug
+from .stream_filter_annotations import StreamFilterAnnotations
+from .stream_formatting import STREAM_META_KEYS, PackStreamInputs
+from .stream_loading import LoadStreamAnnotations, LoadStreamFrames
+from .stream_pad import StreamPad
 
 __all__ = [
     'LoadImageFromFileSafe', 'get_skipped_images', 'reset_skipped_images',
     'YOLOHSVRandomAug', 'CheckSegLabels', 'LoadAnomalyMask',
     'PackAnomalyInputs', 'LoadPenaltyImage', 'synthetic_penalty_image',
-    'LoadMedicalSlice', 'MEDICAL_META_KEYS'
+    'LoadMedicalSlice', 'MEDICAL_META_KEYS',
+    'LoadStreamFrames', 'LoadStreamAnnotations', 'PackStreamInputs',
+    'STREAM_META_KEYS', 'StreamFilterAnnotations', 'StreamPad'
 ]

@@ -1,3 +1,4 @@
 from .anomaly_data_preprocessor import AnomalyDataPreprocessor
+from .stream_data_preprocessor import StreamDataPreprocessor
 
-__all__ = ['AnomalyDataPreprocessor']
+__all__ = ['AnomalyDataPreprocessor', 'StreamDataPreprocessor']
