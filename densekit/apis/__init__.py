@@ -8,11 +8,16 @@ from .seg_inferencer import (SegInferencer, SegResult, build_inferencer,
                              draw_segmentation)
 from .volume_inferencer import (VolumeInferencer, VolumeResult,
                                 draw_volume_grid)
+from .stream_detector import (FrameDetector, MMDetFrameDetector,
+                              build_stream_inference_pipeline,
+                              run_stream_replay)
 
 __all__ = [
     'AnomalyInferencer', 'AnomalyResult', 'draw_anomaly',
     'DetInferencer', 'DetResult', 'build_inference_pipeline',
     'draw_detections', 'read_image', 'SegInferencer', 'SegResult',
     'build_inferencer', 'draw_segmentation', 'VolumeInferencer',
-    'VolumeResult', 'draw_volume_grid'
+    'VolumeResult', 'draw_volume_grid', 'FrameDetector',
+    'MMDetFrameDetector', 'build_stream_inference_pipeline',
+    'run_stream_replay'
 ]

@@ -1,8 +1,9 @@
 from .anomaly_metric import AnomalyMetric
 from .cityscapes_metric import CityscapesMetric, cityscapesscripts_available
 from .volume_metric import VolumeSegMetric
+from .streaming_ap_metric import StreamingAPMetric
 
 __all__ = [
     'AnomalyMetric', 'CityscapesMetric', 'cityscapesscripts_available',
-    'VolumeSegMetric'
+    'VolumeSegMetric', 'StreamingAPMetric'
 ]
