@@ -3,6 +3,8 @@ from .cb_single_stage_detector import CBSingleStageDetector
 from .cb_two_stage_detector import CBTwoStageDetector
 from .cb_yolo_detector import CBYOLODetector
 from .yolo_detector import YOLODetector
+from .stream_yolo_detector import StreamYOLODetector
 
 __all__ = ['YOLODetector', 'CBAssistantSupervisionMixin',
-           'CBTwoStageDetector', 'CBSingleStageDetector', 'CBYOLODetector']
+           'CBTwoStageDetector', 'CBSingleStageDetector', 'CBYOLODetector',
+           'StreamYOLODetector']

@@ -1,5 +1,8 @@
 from .cbnet_fpn import CBFPN
 from .yolov8_pafpn import YOLOv8PAFPN
 from .mamba_yolo_pafpn import MambaYOLOPAFPN
+from .dual_flow_perception import DualFlowPerception
+from .long_short_temporal_fusion import LongShortTemporalFusion
 
-__all__ = ['YOLOv8PAFPN', 'MambaYOLOPAFPN', 'CBFPN']
+__all__ = ['YOLOv8PAFPN', 'MambaYOLOPAFPN', 'CBFPN', 'DualFlowPerception',
+           'LongShortTemporalFusion']
