@@ -51,14 +51,14 @@ of 16-72 px moving 1.5-6 px per frame) are sized for a 2-core CPU: about
 import json
 import os
 import os.path as osp
-import shutil
 from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 
 import cv2
 import numpy as np
 
 from .shapes import (SHAPES_CLASSES, _low_freq_noise, _pick_color,
-                     _rasterize, _render_background, _unit_outline)
+                     _rasterize, _render_background, _unit_outline,
+                     clear_generated_paths)
 
 MOVING_SHAPES_CLASSES = SHAPES_CLASSES
 MOVING_SHAPES_METAINFO = dict(
@@ -515,22 +515,8 @@ def generate_moving_shapes_argoverse(out_dir: str,
             result, num_instances=dict(meta['num_instances']), reused=True)
 
     meta_path = osp.join(out_dir, META_FILE)
-    managed = [*ann_files.values(), frames_dir]
-    present = [
-        p for p in managed if osp.isfile(p) or (osp.isdir(p) and os.listdir(p))
-    ]
-    if present and not overwrite and not osp.isfile(meta_path):
-        raise FileExistsError(
-            f'generate_moving_shapes_argoverse: {out_dir} already holds '
-            f'{", ".join(present)} but no {META_FILE}, so it was not written '
-            'by this generator. Pass overwrite=True (--overwrite in '
-            'tools/data/make_synthetic.py) to replace those paths, or choose '
-            'another out_dir.')
-    for path in managed:
-        if osp.isdir(path):
-            shutil.rmtree(path)
-        elif osp.exists(path):
-            os.remove(path)
+    clear_generated_paths(out_dir, [*ann_files.values(), frames_dir],
+                          'generate_moving_shapes_argoverse', overwrite)
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     meta = dict(
         generator='densekit.datasets.synthetic.'

@@ -529,6 +529,31 @@ def _check_args(num_train, num_val, img_size, min_objects, max_objects,
             f'generate_shapes_coco: seed must be >= 0, but got {seed}')
 
 
+
+def clear_generated_paths(out_dir: str, managed: List[str], generator: str,
+                          overwrite: bool) -> None:
+    """Remove a generator's previous outputs ``managed`` under ``out_dir``.
+
+    Refuses (naming the paths) when they exist without the generator's
+    :data:`META_FILE`, i.e. were not written by it, unless ``overwrite``.
+    """
+    present = [
+        p for p in managed if osp.isfile(p) or (osp.isdir(p) and os.listdir(p))
+    ]
+    if present and not overwrite and not osp.isfile(
+            osp.join(out_dir, META_FILE)):
+        raise FileExistsError(
+            f'{generator}: {out_dir} already holds '
+            f'{", ".join(present)} but no {META_FILE}, so it was not written '
+            'by this generator. Pass overwrite=True (--overwrite in '
+            'tools/data/make_synthetic.py) to replace those paths, or choose '
+            'another out_dir.')
+    for path in managed:
+        if osp.isdir(path):
+            shutil.rmtree(path)
+        elif osp.exists(path):
+            os.remove(path)
+
 def generate_shapes_coco(out_dir: str,
                          num_train: int = 2000,
                          num_val: int = 200,
@@ -611,22 +636,10 @@ def generate_shapes_coco(out_dir: str,
             result, num_instances=dict(meta['num_instances']), reused=True)
 
     meta_path = osp.join(out_dir, META_FILE)
-    managed = [*paths['ann_files'].values(), *paths['img_dirs'].values()]
-    present = [
-        p for p in managed if osp.isfile(p) or (osp.isdir(p) and os.listdir(p))
-    ]
-    if present and not overwrite and not osp.isfile(meta_path):
-        raise FileExistsError(
-            f'generate_shapes_coco: {out_dir} already holds '
-            f'{", ".join(present)} but no {META_FILE}, so it was not written '
-            'by this generator. Pass overwrite=True (--overwrite in '
-            'tools/data/make_synthetic.py) to replace those paths, or choose '
-            'another out_dir.')
-    for path in managed:
-        if osp.isdir(path):
-            shutil.rmtree(path)
-        elif osp.exists(path):
-            os.remove(path)
+    clear_generated_paths(
+        out_dir,
+        [*paths['ann_files'].values(), *paths['img_dirs'].values()],
+        'generate_shapes_coco', overwrite)
 
     os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     meta = dict(
