@@ -142,6 +142,12 @@ class MMDetFrameDetector(FrameDetector):
             available.
         score_thr (float): Detections below it are dropped (after the
             model's ``test_cfg``). Defaults to 0 (keep all, best for AP).
+
+    Attributes:
+        classes (tuple[str]): Class name of each label.
+        forecast_frames (int): k when the model forecasts frame t+k from
+            frame t (a temporal model, its training ``forecast_offset``),
+            0 for a per-frame detector.
     """
 
     def __init__(self,
@@ -189,6 +195,7 @@ class MMDetFrameDetector(FrameDetector):
                 'must buffer the past itself')
         self.pipeline = Compose(pipeline)  # after init_detector's scope
         self.classes = self._classes(cfg)
+        self.forecast_frames = self._forecast_frames(cfg)
         print_log(
             f'MMDetFrameDetector: {type(self.model).__name__} via '
             + ('predict_stream (stateful)' if self.streaming else
@@ -205,6 +212,14 @@ class MMDetFrameDetector(FrameDetector):
         cfg_classes = (cfg.test_dataloader.dataset.get('metainfo')
                        or {}).get('classes')
         return tuple(cfg_classes) if cfg_classes else classes
+
+    def _forecast_frames(self, cfg: Config) -> int:
+        """k of a model trained to forecast frame t+k (the training set's
+        ``forecast_offset``, when the model fuses past frames), else 0."""
+        if getattr(self.model, 'temporal_fusion', None) is None:
+            return 0
+        dataset = cfg.get('train_dataloader', {}).get('dataset', {})
+        return int(dataset.get('forecast_offset', 0))
 
     def reset(self) -> None:
         """New sequence: ``model.reset_stream()`` when the model has it."""

@@ -101,3 +101,44 @@ def test_missing_or_corrupt_video_fails_naming_it(tmp_path):
     proc = _run(str(corrupt), '--config', CONFIG, '--weights', 'unused.pth')
     assert proc.returncode != 0
     assert 'corrupt.mp4' in proc.stderr
+
+
+STREAM_CONFIG = osp.join(ROOT, 'configs', 'stream',
+                         'streamyolo_yolov8-n_moving-shapes.py')
+
+
+@pytest.fixture(scope='module')
+def stream_checkpoint(tmp_path_factory):
+    from mmdet.apis import init_detector
+    torch.manual_seed(0)
+    model = init_detector(Config.fromfile(STREAM_CONFIG), None, device='cpu')
+    path = str(tmp_path_factory.mktemp('ckpt') / 'streamyolo.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(
+        dataset_meta=dict(classes=('circle', 'square', 'triangle',
+                                   'star')))), path)
+    return path
+
+
+def test_streaming_replay_of_a_forecasting_model(stream_checkpoint, video,
+                                                 tmp_path):
+    out = tmp_path / 'stream.mp4'
+    # 10 FPS video, 0.15 s per frame = 1.5 frame intervals: frames 0, 1, 3
+    # are processed (frame 4's output would finish after the end), 2 and 4
+    # dropped; frames 0-1 show nothing, 2 shows frame 0's forecast
+    proc = _run(str(video), '--streaming', '--config', STREAM_CONFIG,
+                '--weights', stream_checkpoint, '--out', str(out),
+                '--device', 'cpu', '--fixed-runtime', '0.15')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    frames = _count_frames(out)
+    assert len(frames) == 5 and frames[0].shape == (HEIGHT, WIDTH, 3)
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert 'streamed 5 frames at 10 FPS' in summary, summary
+    assert 'forecasting t+1' in summary
+    assert '3 processed, 2 dropped' in summary
+    assert 'median end-to-end latency 150.0ms' in summary
+
+
+def test_streaming_options_need_streaming(video):
+    proc = _run(str(video), '--config', CONFIG, '--weights', 'x.pth',
+                '--fixed-runtime', '0.1')
+    assert proc.returncode != 0 and '--streaming' in proc.stderr

@@ -6,9 +6,11 @@
 #       --out data/synthetic_moving_shapes
 # Augmentation is StreamYOLO's (cfgs/*_s50_onex_dfp_tal_flip.py: no mosaic,
 # no HSV, horizontal flip only), applied identically to every frame of the
-# stacked (H, W, 3T) image. The val set keeps forecast_offset: CocoMetric
-# scores each forecast against the frame it forecasts (the dataset's img_id
-# is the target frame's). Children change the window with
+# stacked (H, W, 3T) image. The val set keeps forecast_offset: the COCO
+# metric scores each forecast against the frame it forecasts (the dataset's
+# img_id is the target frame's), over the frames that have a sample
+# (densekit.SampledFramesCocoMetric: frames without one are not misses).
+# Children change the window with
 #   train_dataloader = dict(dataset=dict(num_past_frames=3))
 # (and the same for val_dataloader), since base variables are substituted
 # when this file is read.
@@ -81,7 +83,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type='CocoMetric',
+    type='densekit.SampledFramesCocoMetric',
     ann_file=data_root + 'annotations/val.json',
     metric='bbox',
     format_only=False,

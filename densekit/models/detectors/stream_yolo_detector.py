@@ -377,7 +377,9 @@ class StreamYOLODetector(YOLODetector):
         recomputed from scratch (in eval mode).
 
         Args:
-            frame (Tensor): (1, 3, H, W) (or (3, H, W)) preprocessed frame.
+            frame (Tensor): (1, 3, H, W) (or (3, H, W), or (1, 1, 3, H, W)
+                from :class:`densekit.StreamDataPreprocessor`) preprocessed
+                frame.
             data_sample (DetDataSample | list[DetDataSample]): Its meta
                 information; a new ``sid`` resets the buffer.
 
@@ -386,9 +388,11 @@ class StreamYOLODetector(YOLODetector):
         """
         if frame.dim() == 3:
             frame = frame[None]
+        if frame.dim() == 5 and frame.shape[1] == 1:
+            frame = frame[:, 0]  # a window of one, StreamDataPreprocessor's
         if frame.dim() != 4 or frame.shape[1] != 3:
-            raise ValueError('predict_stream expects one frame (1, 3, H, W), '
-                             f'got {tuple(frame.shape)}')
+            raise ValueError('predict_stream expects one frame (1, 3, H, W) '
+                             f'or (1, 1, 3, H, W), got {tuple(frame.shape)}')
         samples = list(data_sample) if isinstance(
             data_sample, (list, tuple)) else [data_sample]
         sid = samples[0].metainfo.get('sid')
