@@ -22,11 +22,10 @@ Sec. 3.3, eq. 3-4; official ``yancie-yjr/StreamYOLO:exps/model/tal_head.py``
 
 With all trend IoUs equal the weights are 1 and the loss is YOLOv8Head's.
 """
-from typing import Dict, List
+from typing import Dict, Tuple
 
 import torch
-from mmdet.utils import InstanceList, OptInstanceList
-from mmengine.dist import get_world_size
+from mmdet.utils import InstanceList
 from torch import Tensor
 
 from densekit.registry import MODELS
@@ -121,90 +120,38 @@ class TrendAwareYOLOv8Head(YOLOv8Head):
         same &= gt_valid[:, None, :]
         return same.float().argmax(-1)
 
-    def loss_by_feat(
-            self,
-            cls_scores: List[Tensor],
-            bbox_preds: List[Tensor],
+    def _foreground_loss_weights(
+            self, fg: Dict[str, Tensor], assigned: Dict[str, Tensor],
             batch_gt_instances: InstanceList,
-            batch_img_metas: List[dict],
-            batch_gt_instances_ignore: OptInstanceList = None
-    ) -> Dict[str, Tensor]:
-        """YOLOv8's losses with trend-aware CIoU and DFL terms.
+            padded_gts: Tuple[Tensor, Tensor, Tensor]) -> Tuple[Tensor,
+                                                                Tensor]:
+        """YOLOv8's weights times the trend weights of eq. 4, per term.
 
-        Args:
-            cls_scores (list[Tensor]): (B, num_classes, H_i, W_i) per level.
-            bbox_preds (list[Tensor]): (B, 4 * reg_max, H_i, W_i) per level.
-            batch_gt_instances (list[InstanceData]): ``bboxes`` (G, 4)
-                (x1, y1, x2, y2) pixels, ``labels`` (G,), ``trend_ious`` (G,).
-            batch_img_metas (list[dict]): Image metas (unused).
-            batch_gt_instances_ignore: Not supported (ignored).
-
-        Returns:
-            dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_dfl``.
+        Each foreground prior takes the weight ``w`` of the object it is
+        assigned to (:meth:`object_weights` of its trend IoU), renormalised
+        so the term keeps its total: ``w_i * sum(l) / sum(w * l)`` with
+        ``l`` the detached per-prior CIoU (or DFL) loss, as officially.
+        Ground truth needs ``trend_ious`` (G,).
         """
-        batch_size = cls_scores[0].shape[0]
-        featmap_sizes = [s.shape[-2:] for s in cls_scores]
-        priors, strides = self._flat_priors(
-            featmap_sizes, cls_scores[0].dtype, cls_scores[0].device)
-        flat_cls = self._flatten(cls_scores, self.num_classes)
-        flat_bins = self._flatten(bbox_preds, 4 * self.reg_max)
-        pred_bboxes = self._decode(flat_bins, priors, strides)
-
-        gt_bboxes, gt_labels, gt_valid = self._pad_gts(
-            batch_gt_instances, flat_cls.device)
+        box_w, side_w = super()._foreground_loss_weights(
+            fg, assigned, batch_gt_instances, padded_gts)
+        gt_bboxes, gt_labels, gt_valid = padded_gts
         trend_ious = self._pad_trend_ious(batch_gt_instances,
-                                          gt_bboxes.shape[1], flat_cls.device)
-        assigned = self.assigner(flat_cls.detach().sigmoid(),
-                                 pred_bboxes.detach(), priors, gt_labels,
-                                 gt_bboxes, gt_valid)
-        target_scores = assigned['assigned_scores']
-        fg_mask = assigned['fg_mask']
-        target_scores_sum = target_scores.sum().clamp(min=1)
-
-        loss_cls = self.loss_cls(flat_cls, target_scores).sum() / \
-            target_scores_sum
-        if fg_mask.any():
-            gt_idx = self._assigned_gt_index(assigned, gt_bboxes, gt_labels,
-                                             gt_valid)
-            trend_w = self.object_weights(trend_ious).gather(
-                1, gt_idx)[fg_mask]  # (P,)
-            weight = target_scores.sum(-1)[fg_mask]  # (P,)
-            target_bboxes = assigned['assigned_bboxes'][fg_mask]
-            fg_pred = pred_bboxes[fg_mask]
-            with torch.no_grad():  # eq. 4, detached as officially
-                per_box = (1.0 - bbox_ciou(fg_pred, target_bboxes)) * weight
-                box_w = trend_w * per_box.sum() / \
-                    (trend_w * per_box).sum().clamp(min=EPS)
-            loss_bbox = self.loss_bbox(
-                fg_pred, target_bboxes, weight=weight * box_w,
-                avg_factor=target_scores_sum)
-            # DFL targets: side distances in stride units, inside the bins
-            fg_priors = priors.expand(batch_size, -1, -1)[fg_mask]
-            fg_strides = strides.expand(batch_size, -1, -1)[fg_mask]
-            target_dist = torch.cat(
-                [fg_priors - target_bboxes[:, :2],
-                 target_bboxes[:, 2:] - fg_priors], dim=-1) / fg_strides
-            target_dist = target_dist.clamp(0, self.reg_max - 1 - 0.01)
-            fg_bins = flat_bins[fg_mask].reshape(-1, self.reg_max)
-            side_w = weight[:, None].expand(-1, 4).reshape(-1)
-            with torch.no_grad():
-                per_side = self.loss_dfl(
-                    fg_bins, target_dist.reshape(-1), weight=side_w,
-                    reduction_override='none').reshape(-1, 4).sum(-1)
-                dfl_w = trend_w * per_side.sum() / \
-                    (trend_w * per_side).sum().clamp(min=EPS)
-            loss_dfl = self.loss_dfl(
-                fg_bins, target_dist.reshape(-1),
-                weight=side_w * dfl_w[:, None].expand(-1, 4).reshape(-1),
-                avg_factor=4 * target_scores_sum)
-        else:
-            # keep every parameter in the graph (DDP) with a zero loss
-            loss_bbox = flat_bins.sum() * 0
-            loss_dfl = flat_bins.sum() * 0
-
-        scale = batch_size * get_world_size() if self.scale_loss_by_batch \
-            else 1
-        return dict(
-            loss_cls=loss_cls * scale,
-            loss_bbox=loss_bbox * scale,
-            loss_dfl=loss_dfl * scale)
+                                          gt_bboxes.shape[1],
+                                          gt_bboxes.device)
+        gt_idx = self._assigned_gt_index(assigned, gt_bboxes, gt_labels,
+                                         gt_valid)
+        trend_w = self.object_weights(trend_ious).gather(
+            1, gt_idx)[assigned['fg_mask']]  # (P,)
+        with torch.no_grad():  # eq. 4, detached as officially
+            per_box = (1.0 - bbox_ciou(fg['pred_bboxes'],
+                                       fg['target_bboxes'])) * box_w
+            box_scale = trend_w * per_box.sum() / \
+                (trend_w * per_box).sum().clamp(min=EPS)
+            per_side = self.loss_dfl(
+                fg['bins'], fg['target_dist'], weight=side_w,
+                reduction_override='none').reshape(-1, 4).sum(-1)
+            dfl_scale = trend_w * per_side.sum() / \
+                (trend_w * per_side).sum().clamp(min=EPS)
+        return (box_w * box_scale,
+                side_w * dfl_scale[:, None].expand(-1, 4).reshape(-1))

@@ -13,7 +13,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.utils import filter_scores_and_topk
@@ -238,11 +237,7 @@ class YOLOv8Head(BaseDenseHead):
         loss_cls = self.loss_cls(flat_cls, target_scores).sum() / \
             target_scores_sum
         if fg_mask.any():
-            weight = target_scores.sum(-1)[fg_mask]  # (P,)
             target_bboxes = assigned['assigned_bboxes'][fg_mask]
-            loss_bbox = self.loss_bbox(
-                pred_bboxes[fg_mask], target_bboxes, weight=weight,
-                avg_factor=target_scores_sum)
             # DFL targets: side distances in stride units, inside the bins
             fg_priors = priors.expand(batch_size, -1, -1)[fg_mask]
             fg_strides = strides.expand(batch_size, -1, -1)[fg_mask]
@@ -250,10 +245,20 @@ class YOLOv8Head(BaseDenseHead):
                 [fg_priors - target_bboxes[:, :2],
                  target_bboxes[:, 2:] - fg_priors], dim=-1) / fg_strides
             target_dist = target_dist.clamp(0, self.reg_max - 1 - 0.01)
+            fg = dict(
+                pred_bboxes=pred_bboxes[fg_mask],
+                target_bboxes=target_bboxes,
+                bins=flat_bins[fg_mask].reshape(-1, self.reg_max),
+                target_dist=target_dist.reshape(-1),
+                score_weights=target_scores.sum(-1)[fg_mask])  # (P,)
+            box_weights, side_weights = self._foreground_loss_weights(
+                fg, assigned, batch_gt_instances,
+                (gt_bboxes, gt_labels, gt_valid))
+            loss_bbox = self.loss_bbox(
+                fg['pred_bboxes'], target_bboxes, weight=box_weights,
+                avg_factor=target_scores_sum)
             loss_dfl = self.loss_dfl(
-                flat_bins[fg_mask].reshape(-1, self.reg_max),
-                target_dist.reshape(-1),
-                weight=weight[:, None].expand(-1, 4).reshape(-1),
+                fg['bins'], fg['target_dist'], weight=side_weights,
                 avg_factor=4 * target_scores_sum)
         else:
             # keep every parameter in the graph (DDP) with a zero loss
@@ -266,6 +271,32 @@ class YOLOv8Head(BaseDenseHead):
             loss_cls=loss_cls * scale,
             loss_bbox=loss_bbox * scale,
             loss_dfl=loss_dfl * scale)
+
+    def _foreground_loss_weights(
+            self, fg: Dict[str, Tensor], assigned: Dict[str, Tensor],
+            batch_gt_instances: InstanceList,
+            padded_gts: Tuple[Tensor, Tensor, Tensor]) -> Tuple[Tensor,
+                                                                Tensor]:
+        """Weights of the foreground box (CIoU) and DFL terms.
+
+        YOLOv8 weights each foreground prior by its summed target score;
+        subclasses re-weight by object (e.g. the trend-aware loss).
+
+        Args:
+            fg (dict[str, Tensor]): The P foreground priors' ``pred_bboxes``
+                and ``target_bboxes`` (P, 4), ``bins`` (4P, reg_max),
+                ``target_dist`` (4P,) and ``score_weights`` (P,).
+            assigned (dict[str, Tensor]): The assigner's output.
+            batch_gt_instances (list[InstanceData]): Ground truth.
+            padded_gts (tuple[Tensor]): ``gt_bboxes`` (B, G, 4),
+                ``gt_labels`` (B, G), ``gt_valid`` (B, G) as assigned.
+
+        Returns:
+            tuple[Tensor, Tensor]: box weights (P,) and DFL weights (4P,),
+            one per side.
+        """
+        weight = fg['score_weights']
+        return weight, weight[:, None].expand(-1, 4).reshape(-1)
 
     # ------------------------------------------------------------ predict
     def predict_by_feat(self,
