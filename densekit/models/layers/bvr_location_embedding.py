@@ -17,7 +17,9 @@ For a query at ``p_q`` and a key at ``p_k`` (pixels), with
 computed once, on the integer grid ``[-R, R]^2`` (``R = base_size // 2``,
 units of ``position_scale`` pixels), projected there by the learned linear
 map and then looked up for every (query, key) pair by interpolation, instead
-of embedding the ``Q x K`` pairs one by one. Because ``e`` is the
+of embedding the ``Q x K`` pairs one by one (and interpolated once per
+distinct query coordinate, see :meth:`BVRLocationEmbedding._axis_bias`).
+Because ``e`` is the
 concatenation of an x part and a y part and the projection is linear, the
 projected 2-D grid is ``P_x(dx) + P_y(dy) + b``; we keep the two 1-D tables
 (``2R + 1`` rows each, a non-persistent buffer built once) and interpolate
@@ -154,13 +156,39 @@ class BVRLocationEmbedding(BaseModule):
             Tensor: ``(N, num_heads, Q, K)`` attention-logit bias.
         """
         half = self.embed_dims // 2
-        table_x = self.axis_table @ self.proj.weight[:, :half].t()
-        table_y = self.axis_table @ self.proj.weight[:, half:].t()
-        rel = self.relative_offsets(query_pos, key_pos)
-        bias = (_lerp_rows(table_x, rel[..., 0] + self.radius)
-                + _lerp_rows(table_y, rel[..., 1] + self.radius)
-                + self.proj.bias)
+        weights = (self.proj.weight[:, :half], self.proj.weight[:, half:])
+        bias = self.proj.bias
+        for axis, weight in enumerate(weights):
+            table = self.axis_table @ weight.t()  # (2R + 1, heads)
+            bias = bias + self._axis_bias(table, query_pos[..., axis],
+                                          key_pos[..., axis])
         return self._finish(bias)
+
+    def _axis_bias(self, table: Tensor, query: Tensor, key: Tensor) -> Tensor:
+        """One axis' projected embedding of every (query, key) pair.
+
+        Queries share few distinct coordinates (a feature grid has one per
+        column or row), so the table is interpolated for each distinct
+        query coordinate and key, ``(N, U, K, heads)``, then expanded to the
+        queries by a slice gather: the gradient scatters whole
+        ``(K, heads)`` slices instead of ``Q x K`` single rows.
+
+        Args:
+            table (Tensor): ``(2R + 1, heads)`` projected axis table.
+            query (Tensor): ``(N, Q)`` query coordinates, px.
+            key (Tensor): ``(N, K)`` key coordinates, px.
+
+        Returns:
+            Tensor: ``(N, Q, K, heads)``.
+        """
+        if query.requires_grad:  # unique() has no gradient: pair by pair
+            rel = (key[:, None] - query[..., None]) / self.position_scale
+            return _lerp_rows(table, rel + self.radius)
+        coords, inverse = torch.unique(query, return_inverse=True)
+        rel = (key[:, None] - coords[None, :, None]) / self.position_scale
+        per_coord = _lerp_rows(table, rel + self.radius)  # N, U, K, heads
+        batch = torch.arange(query.shape[0], device=query.device)[:, None]
+        return per_coord[batch, inverse]
 
     def forward_exact(self, query_pos: Tensor, key_pos: Tensor) -> Tensor:
         """Reference path: embeds every (query, key) pair (``Q x K x

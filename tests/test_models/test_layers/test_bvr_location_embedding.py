@@ -49,6 +49,28 @@ def test_table_matches_exact_at_integer_offsets():
                                rtol=1e-4, atol=1e-4)
 
 
+def test_distinct_coordinate_path_equals_pairwise_path():
+    """Grid queries (few distinct x / y) go through the per-coordinate
+    interpolation; queries that need a gradient through the pair-by-pair
+    one: same values and the same gradients for keys and weights."""
+    emb = _embed()
+    xs = torch.tensor([4., 12., 20., 28.])
+    grid = torch.cartesian_prod(xs, xs)  # 16 queries, 4 distinct x and y
+    q = torch.cat([grid, torch.tensor([[8., 100.]])])[None].repeat(2, 1, 1)
+    k = (torch.rand(2, 5, 2) * 120).requires_grad_()
+    fast = emb(q, k)
+    fast.square().sum().backward()
+    grads = k.grad.clone(), emb.proj.weight.grad.clone()
+    k.grad = None
+    emb.zero_grad()
+    slow = emb(q.clone().requires_grad_(), k)
+    slow.square().sum().backward()
+    torch.testing.assert_close(fast, slow, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(grads[0], k.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[1], emb.proj.weight.grad, rtol=1e-5,
+                               atol=1e-5)
+
+
 def test_fractional_offsets_interpolate():
     emb = _embed(log_scale=False)
     q = torch.rand(1, 6, 2) * 100
