@@ -14,7 +14,7 @@
 _base_ = './streamyolo_yolov8-n_moving-shapes.py'
 
 num_past_frames = 3
-teacher_ckpt = None  # 'work_dirs/still_yolov8-n_moving-shapes/epoch_12.pth'
+teacher_ckpt = None  # 'work_dirs/still_yolov8-n_moving-shapes/epoch_6.pth'
 # the still detector of still_yolov8-n_moving-shapes.py (the teacher must
 # use the student's head layout: classes, strides, reg_max)
 teacher_cfg = dict(

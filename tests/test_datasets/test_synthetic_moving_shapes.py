@@ -220,9 +220,26 @@ def test_default_size_is_fast(tmp_path):
     assert elapsed < 10, f'120 frames at 256 px took {elapsed:.1f}s'
 
 
+def test_val_sequences_can_be_longer(tmp_path):
+    import json
+    info = generate_moving_shapes_argoverse(
+        str(tmp_path / 'v'), **dict(TINY, val_frames_per_seq=7))
+    assert info['num_images'] == dict(train=10, val=7)
+    with open(info['ann_files']['val']) as f:
+        assert sorted(i['fid'] for i in json.load(f)['images']) == list(
+            range(7))
+    # the same options reuse the set; a different val length regenerates
+    again = generate_moving_shapes_argoverse(
+        str(tmp_path / 'v'), **dict(TINY, val_frames_per_seq=7))
+    assert again['reused']
+    other = generate_moving_shapes_argoverse(str(tmp_path / 'v'), **TINY)
+    assert not other['reused'] and other['num_images']['val'] == 5
+
+
 @pytest.mark.parametrize('kwargs,error', [
     (dict(num_train_seqs=-1), ValueError),
     (dict(frames_per_seq=1), ValueError),
+    (dict(val_frames_per_seq=1), ValueError),
     (dict(img_size=16), ValueError),
     (dict(min_objects=3, max_objects=2), ValueError),
     (dict(seed=1.5), TypeError),

@@ -12,8 +12,8 @@ Usage (from the repository root; densekit need not be installed)::
     python tools/data/make_synthetic.py phantom --out data/synthetic_phantom \
         --num-train 12 --num-test 4 --size 24 128 128 --num-organs 4
     python tools/data/make_synthetic.py moving_shapes \
-        --out data/synthetic_moving_shapes --num-train-seqs 16 \
-        --num-val-seqs 4 --frames-per-seq 60 --img-size 256
+        --out data/synthetic_moving_shapes --num-train-seqs 48 \
+        --num-val-seqs 8 --frames-per-seq 20 --val-frames-per-seq 30
 
 Each task is a sub-command with its own options: ``shapes`` (COCO-format
 detection and instance segmentation), ``shapes_seg`` (the same images as
@@ -224,9 +224,12 @@ def add_moving_shapes_args(parser: argparse.ArgumentParser) -> None:
         default='data/synthetic_moving_shapes',
         help='dataset root (the ArgoverseHDDataset data_root; frames are '
         'under frames/, so data_prefix=dict(img=\'frames/\'))')
-    parser.add_argument('--num-train-seqs', type=int, default=16)
-    parser.add_argument('--num-val-seqs', type=int, default=4)
-    parser.add_argument('--frames-per-seq', type=int, default=60)
+    parser.add_argument('--num-train-seqs', type=int, default=48)
+    parser.add_argument('--num-val-seqs', type=int, default=8)
+    parser.add_argument('--frames-per-seq', type=int, default=20,
+                        help='frames per training sequence')
+    parser.add_argument('--val-frames-per-seq', type=int, default=30,
+                        help='frames per validation sequence')
     parser.add_argument('--img-size', type=int, default=256)
     parser.add_argument('--min-objects', type=int, default=2)
     parser.add_argument('--max-objects', type=int, default=5)
@@ -256,6 +259,7 @@ def run_moving_shapes(args: argparse.Namespace) -> None:
     info = generate_moving_shapes_argoverse(
         args.out, num_train_seqs=args.num_train_seqs,
         num_val_seqs=args.num_val_seqs, frames_per_seq=args.frames_per_seq,
+        val_frames_per_seq=args.val_frames_per_seq,
         img_size=args.img_size, min_objects=args.min_objects,
         max_objects=args.max_objects, min_size=args.min_size,
         max_size=args.max_size, min_speed=args.min_speed,
