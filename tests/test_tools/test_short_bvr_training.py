@@ -1,0 +1,38 @@
+"""A shortened RetinaNet-BVR training through tools/train.py on the tiny
+shapes set: the keypoint losses appear in the log beside RetinaNet's, and
+the total loss falls from its peak (from scratch, RetinaNet's loss first
+rises while the focal loss finds its first positives, so the first
+iterations are not the reference)."""
+import glob
+import json
+
+from tests.conftest import run_tool
+
+EPOCHS = 6  # x 4 iterations of 4 images
+
+
+def test_bvr_retinanet_loss_decreases_with_keypoint_losses(tiny_config,
+                                                           tmp_path):
+    config = tiny_config(max_epochs=EPOCHS, name='tiny_bvr.py',
+                         base='bvr_retinanet_r50_fpn_shapes.py')
+    work = tmp_path / 'work'
+    res = run_tool(['tools/train.py', config, '--work-dir', str(work),
+                    '--cfg-options', 'custom_hooks=[]'])
+    assert res.returncode == 0, res.stdout[-3000:]
+    scalars, = glob.glob(f'{work}/*/vis_data/scalars.json')
+    with open(scalars) as f:
+        rows = [json.loads(line) for line in f if '"loss"' in line]
+    assert len(rows) == EPOCHS * 4
+    for row in rows:
+        assert {'loss_cls', 'loss_bbox', 'loss_kpt_heatmap',
+                'loss_kpt_offset'} <= set(row), sorted(row)
+    losses = [r['loss'] for r in rows]
+    peak = max(range(len(losses)), key=losses.__getitem__)
+    last = sum(losses[-4:]) / 4
+    print(f'loss peak {losses[peak]:.3f} at iteration {peak + 1}, last 4 '
+          f'{last:.3f}')
+    assert peak < len(losses) - 4, losses
+    assert last < 0.8 * losses[peak], losses
+    # the heat-map loss learns too
+    heat = [r['loss_kpt_heatmap'] for r in rows]
+    assert sum(heat[-4:]) / 4 < 0.8 * sum(heat[:4]) / 4, heat
