@@ -36,7 +36,7 @@ simulates faster (> 1) or slower hardware. Any detection config works
 
     python demo/video_demo.py clip.mp4 --streaming \
         --config configs/stream/streamyolo_yolov8-n_moving-shapes.py \
-        --weights work_dirs/streamyolo/epoch_12.pth --out outputs/stream.mp4
+        --weights work_dirs/streamyolo/epoch_6.pth --out outputs/stream.mp4
 """
 import argparse
 import json
