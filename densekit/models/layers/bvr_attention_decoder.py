@@ -19,6 +19,7 @@ in one call (the keys are shared by all levels), with
 ``F.scaled_dot_product_attention`` taking ``G`` as its additive mask: no
 Python loop over queries or keys.
 """
+import math
 from typing import List, Optional, Sequence, Union
 
 import torch.nn as nn
@@ -34,8 +35,15 @@ class BVRAttentionDecoder(BaseModule):
     """Single-layer BVR decoder with one attention per key type.
 
     Args:
-        embed_dims (int): Channels of queries and keys.
+        embed_dims (int): Channels of the queries (and of the output).
         num_heads (int): Attention heads. Defaults to 8.
+        key_dims (int, optional): Channels of the keys. Defaults to None:
+            ``embed_dims``.
+        attention_dims (int, optional): Width of the projected queries,
+            keys and values (``W_q``, ``W_k``, ``W_v``; ``W_o`` maps it back
+            to ``embed_dims``). Defaults to None: ``embed_dims``, the
+            official one-stage setting; a narrower width keeps the decoder
+            small on wide queries (BVRRoIHead's 1024-d RoI features).
         num_key_types (int): Number of key sets (1 for the classification
             branch's centers, 2 for the regression branch's corners).
             Defaults to 1.
@@ -52,19 +60,27 @@ class BVRAttentionDecoder(BaseModule):
                  embed_dims: int,
                  *,
                  num_heads: int = 8,
+                 key_dims: Optional[int] = None,
+                 attention_dims: Optional[int] = None,
                  num_key_types: int = 1,
                  location_embedding: Union[dict, nn.Module, None] = dict(
                      type='densekit.BVRLocationEmbedding'),
                  with_appearance: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if embed_dims % num_heads:
-            raise ValueError(f'embed_dims ({embed_dims}) must be divisible '
-                             f'by num_heads ({num_heads})')
+        key_dims = embed_dims if key_dims is None else key_dims
+        attention_dims = embed_dims if attention_dims is None else \
+            attention_dims
+        if attention_dims % num_heads:
+            raise ValueError(f'attention_dims ({attention_dims}; embed_dims '
+                             f'when not given) must be divisible by '
+                             f'num_heads ({num_heads})')
         if location_embedding is None and not with_appearance:
             raise ValueError('with_appearance=False needs a '
                              'location_embedding: nothing to attend with')
         self.embed_dims = embed_dims
+        self.key_dims = key_dims
+        self.attention_dims = attention_dims
         self.num_heads = num_heads
         self.num_key_types = num_key_types
         self.with_appearance = with_appearance
@@ -72,14 +88,20 @@ class BVRAttentionDecoder(BaseModule):
             location_embedding = MODELS.build(
                 dict(location_embedding, num_heads=num_heads))
         self.location_embedding = location_embedding
-        # one (q, k, v) input projection and one output per key type
-        self.in_projs = nn.ModuleList(
-            nn.Linear(embed_dims, 3 * embed_dims)
+        # one query, one (key, value) and one output projection per key type
+        self.query_projs = nn.ModuleList(
+            nn.Linear(embed_dims, attention_dims)
+            for _ in range(num_key_types))
+        self.key_value_projs = nn.ModuleList(
+            nn.Linear(key_dims, 2 * attention_dims)
             for _ in range(num_key_types))
         self.out_projs = nn.ModuleList(
-            nn.Linear(embed_dims, embed_dims) for _ in range(num_key_types))
-        for proj in self.in_projs:  # torch MultiheadAttention's init
-            nn.init.xavier_uniform_(proj.weight)
+            nn.Linear(attention_dims, embed_dims)
+            for _ in range(num_key_types))
+        for proj in (*self.query_projs, *self.key_value_projs):
+            # torch MultiheadAttention's init (xavier over the fused q, k, v)
+            bound = math.sqrt(6 / (proj.in_features + 3 * attention_dims))
+            nn.init.uniform_(proj.weight, -bound, bound)
             nn.init.zeros_(proj.bias)
         for proj in self.out_projs:
             nn.init.zeros_(proj.bias)
@@ -97,7 +119,8 @@ class BVRAttentionDecoder(BaseModule):
             query (Tensor): ``(N, Q, C)`` query features (all levels
                 concatenated).
             query_pos (Tensor): ``(N, Q, 2)`` query locations ``(x, y)``, px.
-            keys (Sequence[Tensor]): ``num_key_types`` tensors ``(N, K, C)``.
+            keys (Sequence[Tensor]): ``num_key_types`` tensors ``(N, K,
+                key_dims)``.
             key_pos (Sequence[Tensor]): ``num_key_types`` tensors
                 ``(N, K, 2)``, key locations in px.
 
@@ -108,12 +131,11 @@ class BVRAttentionDecoder(BaseModule):
             raise ValueError(f'expected {self.num_key_types} key sets, got '
                              f'{len(keys)} features and {len(key_pos)} '
                              f'positions')
-        c = self.embed_dims
+        c = self.attention_dims
         updates: List[Tensor] = []
         for t, (key, pos) in enumerate(zip(keys, key_pos)):
-            w, b = self.in_projs[t].weight, self.in_projs[t].bias
-            q = self._heads(F.linear(query, w[:c], b[:c]))
-            k, v = F.linear(key, w[c:], b[c:]).split(c, dim=-1)
+            q = self._heads(self.query_projs[t](query))
+            k, v = self.key_value_projs[t](key).split(c, dim=-1)
             k, v = self._heads(k), self._heads(v)
             bias = None
             if self.location_embedding is not None:

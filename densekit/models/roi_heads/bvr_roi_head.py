@@ -17,7 +17,10 @@ Where BVR sits in a ``ConvFCBBoxHead`` (mmdet's ``Shared2FCBBoxHead``)::
     f_cls -> cls fcs -> fc_cls;  f_reg -> reg fcs -> fc_reg
 
 Key features are read from the FPN maps the keypoint head sees (``C``
-channels) and projected to ``D`` by one linear layer per branch. Each RoI
+channels); each decoder projects queries (``D``) and keys (``C``) to its
+attention width (``attention_dims``, default 256: the one-stage BVR's
+width, the FPN's, rather than ``D = 1024``, which made the decoders 12.6M
+parameters) and maps the update back to ``D``. Each RoI
 attends only to the keys of its own image: RoIs are scattered into a padded
 ``(N, R_max, D)`` query tensor (queries are independent in attention, so
 padding changes nothing). The keypoint head runs once per forward on the
@@ -31,7 +34,6 @@ from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from mmdet.models.utils import unpack_gt_instances
@@ -61,6 +63,9 @@ class BVRRoIHead(StandardRoIHead):
         reg_keypoint_types (Sequence[str]): Key types of the regression
             branch. Defaults to the two corners.
         num_heads (int): Attention heads. Defaults to 8.
+        attention_dims (int, optional): Width of the decoders' projected
+            queries, keys and values. Defaults to 256; None uses the fc
+            width ``D``.
         topk_per_level (int): Keypoint candidates per level and type.
             Defaults to 20.
         num_keys (int): Keys per type over all levels. Defaults to 50.
@@ -83,6 +88,7 @@ class BVRRoIHead(StandardRoIHead):
                  reg_keypoint_types: Sequence[str] = ('top_left_corner',
                                                       'bottom_right_corner'),
                  num_heads: int = 8,
+                 attention_dims: Optional[int] = 256,
                  topk_per_level: int = 20,
                  num_keys: int = 50,
                  position_scale: Optional[float] = None,
@@ -130,17 +136,17 @@ class BVRRoIHead(StandardRoIHead):
         cls_embed = MODELS.build(embed_cfg)
         reg_embed = cls_embed if share_location_embedding else \
             MODELS.build(embed_cfg)
+        key_channels = self.keypoint_head.in_channels
         self.cls_decoder = BVRAttentionDecoder(
-            dims, num_heads=num_heads,
+            dims, num_heads=num_heads, key_dims=key_channels,
+            attention_dims=attention_dims,
             num_key_types=len(self.cls_keypoint_types),
             location_embedding=cls_embed)
         self.reg_decoder = BVRAttentionDecoder(
-            dims, num_heads=num_heads,
+            dims, num_heads=num_heads, key_dims=key_channels,
+            attention_dims=attention_dims,
             num_key_types=len(self.reg_keypoint_types),
             location_embedding=reg_embed)
-        key_channels = self.keypoint_head.in_channels
-        self.cls_key_proj = nn.Linear(key_channels, dims)
-        self.reg_key_proj = nn.Linear(key_channels, dims)
         self._keys: Optional[Dict[str, Keys]] = None
 
     # ------------------------------------------------------------ keypoints
@@ -150,14 +156,13 @@ class BVRRoIHead(StandardRoIHead):
         return [x[i] for i in self.keypoint_in_levels]
 
     def _sample_keys(self, feats: List[Tensor], heatmaps: dict,
-                     offsets: dict, types: Tuple[str, ...],
-                     proj: nn.Linear) -> Keys:
+                     offsets: dict, types: Tuple[str, ...]) -> Keys:
         keys, positions = [], []
         for t in types:
             k, p, _ = self.keypoint_head.sample_keypoints(
                 heatmaps[t], offsets[t], feats,
                 topk_per_level=self.topk_per_level, num_keys=self.num_keys)
-            keys.append(proj(k))
+            keys.append(k)
             positions.append(p)
         return keys, positions
 
@@ -170,9 +175,9 @@ class BVRRoIHead(StandardRoIHead):
         heatmaps, offsets = self.keypoint_head(feats)
         self._keys = dict(
             cls=self._sample_keys(feats, heatmaps, offsets,
-                                  self.cls_keypoint_types, self.cls_key_proj),
+                                  self.cls_keypoint_types),
             reg=self._sample_keys(feats, heatmaps, offsets,
-                                  self.reg_keypoint_types, self.reg_key_proj))
+                                  self.reg_keypoint_types))
         try:
             yield heatmaps, offsets
         finally:

@@ -119,3 +119,29 @@ def test_decoder(with_appearance):
     torch.testing.assert_close(out_p, out[:, perm])
     with pytest.raises(ValueError, match='expected 2 key sets'):
         dec(q, qp, keys[:1], kp[:1])
+
+
+def test_decoder_widths():
+    """Wide queries, narrower keys and attention: shapes, the parameter
+    layout, and a matching reference computation of one key type."""
+    torch.manual_seed(0)
+    dec = BVRAttentionDecoder(32, num_heads=2, key_dims=12,
+                              attention_dims=8, location_embedding=None)
+    q, qp = torch.randn(2, 7, 32), torch.rand(2, 7, 2) * 64
+    k, kp = torch.randn(2, 5, 12), torch.rand(2, 5, 2) * 64
+    out = dec(q, qp, [k], [kp])
+    assert out.shape == q.shape
+    assert dec.query_projs[0].weight.shape == (8, 32)
+    assert dec.key_value_projs[0].weight.shape == (16, 12)
+    assert dec.out_projs[0].weight.shape == (32, 8)
+    # reference: per head softmax(q k^T / sqrt(d)) v, heads concatenated
+    qh = dec.query_projs[0](q).view(2, 7, 2, 4).transpose(1, 2)
+    kv = dec.key_value_projs[0](k)
+    kh = kv[..., :8].view(2, 5, 2, 4).transpose(1, 2)
+    vh = kv[..., 8:].view(2, 5, 2, 4).transpose(1, 2)
+    att = (qh @ kh.transpose(-1, -2) / 2.0).softmax(-1) @ vh
+    ref = torch.relu(q + dec.out_projs[0](att.transpose(1, 2).reshape(
+        2, 7, 8)))
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match='attention_dims'):
+        BVRAttentionDecoder(32, num_heads=3, attention_dims=8)

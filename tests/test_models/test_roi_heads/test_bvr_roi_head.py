@@ -119,8 +119,7 @@ def test_parity_with_standard_roi_head():
                                                 strict=False)
     assert not missing  # the plain head's weights are a subset
     assert all(k.split('.')[0] in ('keypoint_head', 'cls_decoder',
-                                   'reg_decoder', 'cls_key_proj',
-                                   'reg_key_proj') for k in unexpected)
+                                   'reg_decoder') for k in unexpected)
     bvr.eval()
     plain.eval()
     feats, props = fpn_feats(), proposals((5, 7))
@@ -219,8 +218,9 @@ def test_training_step_and_predict():
                       ('cls decoder', head.cls_decoder),
                       ('reg decoder', head.reg_decoder),
                       ('key projections',
-                       torch.nn.ModuleList([head.cls_key_proj,
-                                            head.reg_key_proj])),
+                       torch.nn.ModuleList([*head.cls_decoder.key_value_projs,
+                                            *head.reg_decoder.key_value_projs
+                                            ])),
                       ('box head', head.bbox_head),
                       ('backbone', model.backbone)]:
         grad = sum(float(p.grad.abs().sum()) for p in mod.parameters()
@@ -293,4 +293,8 @@ def test_coco_config_params():
     assert 41.0e6 < n_plain < 42.0e6  # mmdet's 41.53M (80 classes)
     assert head.keypoint_head.strides == (8, 16, 32, 64)
     assert head.cls_decoder.embed_dims == 1024  # the shared fc width
+    # attention at the FPN width: the decoders stay small
+    assert head.cls_decoder.attention_dims == 256
+    assert head.cls_decoder.key_dims == 256
+    assert n_rest < 2.5e6, n_rest
     assert (head.topk_per_level, head.num_keys) == (20, 50)
