@@ -25,6 +25,10 @@ model = dict(
         out_channels=fpn_channels),
     bbox_head=dict(
         num_classes=4, in_channels=fpn_channels, feat_channels=fpn_channels))
+# AdamW at twice the shared shapes schedule's rate: in 2 epochs mAP@0.5
+# 0.305 (plain) / 0.356 (BVR) at 2e-3, 0.267 / 0.333 at 1e-3 (BVR then with
+# the official-size keypoint head)
+optim_wrapper = dict(optimizer=dict(lr=0.002))
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=1, max_keep_ckpts=2))
 log_processor = dict(window_size=10)
