@@ -1,4 +1,6 @@
 """Shared fixtures: a tiny synthetic shapes set and a tiny training config."""
+import glob
+import json
 import os.path as osp
 import subprocess
 import sys
@@ -90,3 +92,15 @@ def run_tool(args, timeout=600, env=None):
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=timeout)
+
+
+def train_and_read_scalars(config, work_dir, *train_args, timeout=600):
+    """Train ``config`` through tools/train.py into ``work_dir`` (asserting
+    it succeeds); returns the run's logged scalar rows, training and
+    validation, from ``vis_data/scalars.json``."""
+    res = run_tool(['tools/train.py', str(config), '--work-dir',
+                    str(work_dir), *train_args], timeout=timeout)
+    assert res.returncode == 0, res.stdout[-3000:]
+    scalars, = glob.glob(f'{work_dir}/*/vis_data/scalars.json')
+    with open(scalars) as f:
+        return [json.loads(line) for line in f]

@@ -3,10 +3,7 @@ shapes set: the keypoint losses appear in the log beside RetinaNet's, and
 the total loss falls from its peak (from scratch, RetinaNet's loss first
 rises while the focal loss finds its first positives, so the first
 iterations are not the reference)."""
-import glob
-import json
-
-from tests.conftest import run_tool
+from tests.conftest import train_and_read_scalars
 
 EPOCHS = 6  # x 4 iterations of 4 images
 
@@ -15,13 +12,9 @@ def test_bvr_retinanet_loss_decreases_with_keypoint_losses(tiny_config,
                                                            tmp_path):
     config = tiny_config(max_epochs=EPOCHS, name='tiny_bvr.py',
                          base='bvr_retinanet_r50_fpn_shapes.py')
-    work = tmp_path / 'work'
-    res = run_tool(['tools/train.py', config, '--work-dir', str(work),
-                    '--cfg-options', 'custom_hooks=[]'])
-    assert res.returncode == 0, res.stdout[-3000:]
-    scalars, = glob.glob(f'{work}/*/vis_data/scalars.json')
-    with open(scalars) as f:
-        rows = [json.loads(line) for line in f if '"loss"' in line]
+    rows = [r for r in train_and_read_scalars(
+        config, tmp_path / 'work', '--cfg-options', 'custom_hooks=[]')
+        if 'loss' in r]
     assert len(rows) == EPOCHS * 4
     for row in rows:
         assert {'loss_cls', 'loss_bbox', 'loss_kpt_heatmap',

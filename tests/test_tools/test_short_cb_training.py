@@ -2,10 +2,7 @@
 Faster R-CNN of configs/det/faster-rcnn_cbv2-r50_fpn_shapes.py on the tiny
 shapes set; the loss decreases and the assistant-supervision losses are in
 the training log beside the lead's, with their weight applied."""
-import glob
-import json
-
-from tests.conftest import run_tool
+from tests.conftest import train_and_read_scalars
 
 EPOCHS = 6  # x 4 iterations of 4 images
 
@@ -14,13 +11,9 @@ def test_cbnet_faster_rcnn_loss_decreases_with_assistant_losses(
         tiny_config, tmp_path):
     config = tiny_config(max_epochs=EPOCHS, name='tiny_cbv2.py',
                          base='faster-rcnn_cbv2-r50_fpn_shapes.py')
-    work = tmp_path / 'work'
-    res = run_tool(['tools/train.py', config, '--work-dir', str(work),
-                    '--cfg-options', 'custom_hooks=[]'])
-    assert res.returncode == 0, res.stdout[-3000:]
-    scalars, = glob.glob(f'{work}/*/vis_data/scalars.json')
-    with open(scalars) as f:
-        rows = [json.loads(line) for line in f if '"loss"' in line]
+    rows = [r for r in train_and_read_scalars(
+        config, tmp_path / 'work', '--cfg-options', 'custom_hooks=[]')
+        if 'loss' in r]
     assert len(rows) == EPOCHS * 4
     lead = {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox'}
     for row in rows:

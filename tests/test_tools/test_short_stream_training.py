@@ -3,12 +3,9 @@ moving-shapes set (Argoverse-HD layout): the loss (YOLOv8 terms with the
 trend-aware weights) decreases, and the Runner's validation reports
 streaming AP through densekit.StreamingAPMetric next to mmdet's CocoMetric
 (the metric wired end to end: dataset metainfo -> model -> replay)."""
-import glob
-import json
-
 import pytest
 
-from tests.conftest import ROOT, run_tool
+from tests.conftest import ROOT, train_and_read_scalars
 
 EPOCHS = 8
 IMG = 128
@@ -78,12 +75,7 @@ def test_streamyolo_loss_decreases_and_reports_sap(tiny_moving_shapes,
     config = tmp_path / 'tiny_streamyolo.py'
     config.write_text(CONFIG.format(root=ROOT, data_root=tiny_moving_shapes,
                                     img=IMG, epochs=EPOCHS))
-    work = tmp_path / 'work'
-    res = run_tool(['tools/train.py', str(config), '--work-dir', str(work)])
-    assert res.returncode == 0, res.stdout[-3000:]
-    scalars, = glob.glob(f'{work}/*/vis_data/scalars.json')
-    with open(scalars) as f:
-        rows = [json.loads(line) for line in f]
+    rows = train_and_read_scalars(config, tmp_path / 'work')
     train = [r for r in rows if 'loss' in r]
     # 2 sequences x 9 targets (frames 1-9; frame 0 has no earlier frame to
     # forecast it from) in batches of 4: 5 iterations per epoch

@@ -21,13 +21,15 @@ Examples:
         --work-dir work_dirs/plugin_benchmark
 """
 import argparse
-import importlib.util
 import os
 import os.path as osp
 import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+import learning_benchmark  # noqa: E402
+
 # name -> (plain config, plug-in config, plug-in name)
 PAIRS = {
     'retinanet': ('configs/det/retinanet_r50_fpn_shapes.py',
@@ -40,16 +42,6 @@ PAIRS = {
                         'BVR'),
 }
 DEFAULT_PAIRS = ('retinanet', 'faster-rcnn')
-
-
-def _learning_benchmark():
-    """tools/analysis/learning_benchmark.py as a module (its ``run`` and
-    ``read_metrics``)."""
-    path = osp.join(ROOT, 'tools', 'analysis', 'learning_benchmark.py')
-    spec = importlib.util.spec_from_file_location('learning_benchmark', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_args(argv=None):
@@ -101,7 +93,7 @@ def train_and_test(bench, config: str, work_dir: str, options) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
-    bench = _learning_benchmark()
+    bench = learning_benchmark  # its run() and read_metrics()
     os.makedirs(osp.join(ROOT, args.work_dir), exist_ok=True)
     bench.run([sys.executable, 'tools/data/make_synthetic.py', 'shapes',
                '--out', args.data_root],
