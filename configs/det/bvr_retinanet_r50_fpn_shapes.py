@@ -36,8 +36,11 @@ model = dict(
         cls_keypoint_types=('center', ),
         reg_keypoint_types=('top_left_corner', 'bottom_right_corner'),
         num_heads=8,
-        topk_per_level=20,
-        num_keys=50,
+        # 10 candidates per level, 20 keys per type (official 20 / 50): a
+        # shapes image has at most a few objects, and the attention cost
+        # grows with the keys
+        topk_per_level=10,
+        num_keys=20,
         location_embedding=dict(
             type='densekit.BVRLocationEmbedding', base_size=400,
             log_scale=True),
