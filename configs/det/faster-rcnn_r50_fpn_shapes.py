@@ -6,9 +6,11 @@
 # inputs, 4 classes, the shapes AdamW schedule at 2e-3 for one epoch.
 # Fewer RoIs than on COCO (a 256x256 image holds at most 6 objects): 64
 # sampled RoIs per image (COCO 512) from 300 proposals (COCO 1000), 300
-# proposals at test time; mmcv's CPU RoIAlign is most of a step otherwise
-# (a training step of 1.21 s with 64 RoIs, 1.39 s with 128; batch 8, 2
-# threads).
+# proposals at test time (a training step of 1.21 s with 64 RoIs, 1.39 s
+# with 128; batch 8, 2 threads, mmcv's RoIAlign). RoIAlign is densekit's
+# multi-threaded CPU kernel (densekit.RoIAlign through
+# densekit.ScopedRoIExtractor, mmcv's arithmetic; mmcv's op on a GPU):
+# mmcv's single-threaded CPU kernel was a quarter of a CBNetV2 step.
 #   python tools/data/make_synthetic.py shapes --out data/synthetic_shapes
 #   python tools/train.py configs/det/faster-rcnn_r50_fpn_shapes.py
 _base_ = [
@@ -31,7 +33,10 @@ model = dict(
         out_channels=fpn_channels),
     rpn_head=dict(in_channels=fpn_channels, feat_channels=fpn_channels),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=fpn_channels),
+        bbox_roi_extractor=dict(
+            type='densekit.ScopedRoIExtractor',
+            roi_layer=dict(type='densekit.RoIAlign'),
+            out_channels=fpn_channels),
         bbox_head=dict(
             in_channels=fpn_channels, fc_out_channels=256, num_classes=4)),
     train_cfg=dict(

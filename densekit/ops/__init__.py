@@ -9,6 +9,9 @@ Ops:
     ``selective_scan_fwd`` / ``selective_scan_bwd``: Mamba's S6 scan on the
     CPU (``densekit/ops/csrc/selective_scan_cpu.cpp``), used by
     :func:`densekit.models.layers.selective_scan.selective_scan_fn`.
+    ``roi_align_fwd`` / ``roi_align_bwd``: multi-threaded RoIAlign (average
+    pooling) on the CPU (``densekit/ops/csrc/roi_align_cpu.cpp``), used by
+    :func:`densekit.ops.roi_align.roi_align` (mmcv's op otherwise).
 """
 import functools
 from types import ModuleType

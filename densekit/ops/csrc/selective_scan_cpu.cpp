@@ -27,6 +27,8 @@
 // (b, g, slice of the group's channels); each task accumulates dB and dC of
 // its channels into its own (L, N) partial buffer, and the partials are
 // summed afterwards, so no two threads write the same memory.
+#include "ops.h"
+
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -569,15 +571,3 @@ std::vector<at::Tensor> selective_scan_bwd(
 }
 
 }  // namespace densekit
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "densekit compiled ops (CPU selective scan)";
-  m.def("selective_scan_fwd", &densekit::selective_scan_fwd,
-        "S6 selective scan forward (CPU): y and per-chunk start states",
-        py::arg("u"), py::arg("dt"), py::arg("A"), py::arg("B"),
-        py::arg("C"), py::arg("chunk"), py::arg("save_states"));
-  m.def("selective_scan_bwd", &densekit::selective_scan_bwd,
-        "S6 selective scan backward (CPU): du, ddt, dA, dB, dC",
-        py::arg("u"), py::arg("dt"), py::arg("A"), py::arg("B"),
-        py::arg("C"), py::arg("starts"), py::arg("dy"), py::arg("chunk"));
-}

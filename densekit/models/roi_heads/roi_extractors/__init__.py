@@ -1,0 +1,3 @@
+from .scoped_roi_extractor import ScopedRoIExtractor
+
+__all__ = ['ScopedRoIExtractor']
