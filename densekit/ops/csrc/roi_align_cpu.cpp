@@ -254,7 +254,7 @@ at::Tensor roi_align_fwd(const at::Tensor& input_in, const at::Tensor& rois_in,
 
 // (batch, channels, height, width) gradient of the input features. RoIs
 // are taken in blocks of at most max_block_samples samples (at least one
-// RoI; 32 bytes a sample in float32).
+// RoI; 36 bytes a sample in float32).
 at::Tensor roi_align_bwd(const at::Tensor& grad_output_in,
                          const at::Tensor& rois_in, int64_t batch,
                          int64_t channels, int64_t height, int64_t width,
