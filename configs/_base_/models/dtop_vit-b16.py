@@ -2,7 +2,10 @@
 # exit heads, as the official DToP ADE20K config (zbwxp/Dynamic-Token-
 # Pruning, config/prune/prune_segvit_ade20k.py): exits after blocks 5, 7
 # and 11, 384-channel ATM heads of 3 layers, threshold 0.9, top-5 context
-# tokens per class. The backbone is mmseg's VisionTransformer (no copy).
+# tokens per class. The backbone is mmseg's VisionTransformer (no copy),
+# with the patch-embedding bias of the official / timm / DeiT ViTs
+# (mmseg 1.2.2 defaults patch_bias=False, which would drop a pretrained
+# bias silently).
 backbone_norm_cfg = dict(type='LN', eps=1e-6, requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -29,6 +32,7 @@ model = dict(
         type='VisionTransformer',
         img_size=(512, 512),
         patch_size=16,
+        patch_bias=True,
         in_channels=3,
         embed_dims=768,
         num_layers=12,
@@ -48,7 +52,8 @@ model = dict(
         dict(exit_head, in_index=1),
     ],
     decode_head=dict(exit_head, in_index=2),
-    # inference only; training always uses every token and every exit loss
-    pruning=dict(enabled=True, threshold=0.9, keep_topk=5),
+    # enabled: prune at inference; train: prune in the training forward
+    # too (the official fine-tuning stage, see *_prune-ft40k.py)
+    pruning=dict(enabled=True, train=False, threshold=0.9, keep_topk=5),
     train_cfg=dict(),
     test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))

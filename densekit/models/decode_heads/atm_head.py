@@ -148,6 +148,15 @@ class ATMHead(BaseDecodeHead):
         """Per-class token scores in [0, 1]: (B, K, N)."""
         return presence_logits.softmax(dim=-1)[..., :1] * mask_logits.sigmoid()
 
+    def token_outputs_to_feat(self, presence_logits: Tensor,
+                              mask_logits: Tensor) -> Dict[str, Tensor]:
+        """Presence logits (B, K, 2) and a mask-logit map (B, K, h, w) ->
+        the dict :meth:`loss_by_feat` and :meth:`predict_by_feat` read:
+        ``presence_logits``, ``mask_logits`` and ``scores`` (B, K, h, w)."""
+        scores = self.token_scores(presence_logits, mask_logits.flatten(2))
+        return dict(presence_logits=presence_logits, mask_logits=mask_logits,
+                    scores=scores.view(mask_logits.shape))
+
     def forward(self, inputs: Sequence[Tensor]) -> Dict[str, Tensor]:
         """Feature maps -> dict of ``presence_logits`` (B, K, 2),
         ``mask_logits`` and ``scores`` (both (B, K, h, w))."""
@@ -155,10 +164,8 @@ class ATMHead(BaseDecodeHead):
         B, C, h, w = x.shape
         presence_logits, mask_logits = self.forward_tokens(
             x.flatten(2).transpose(1, 2))
-        scores = self.token_scores(presence_logits, mask_logits)
-        return dict(presence_logits=presence_logits,
-                    mask_logits=mask_logits.view(B, -1, h, w),
-                    scores=scores.view(B, -1, h, w))
+        return self.token_outputs_to_feat(presence_logits,
+                                          mask_logits.view(B, -1, h, w))
 
     def loss_by_feat(self, seg_logits: Dict[str, Tensor],
                      batch_data_samples: List) -> Dict[str, Tensor]:

@@ -58,6 +58,12 @@ class TokenClassifierHead(BaseDecodeHead):
         """Class probabilities (B, K, N)."""
         return logits.softmax(dim=1)
 
+    @staticmethod
+    def token_outputs_to_feat(logits: Tensor) -> Tensor:
+        """A class-logit map (B, K, h, w) is already what
+        :meth:`loss_by_feat` and :meth:`predict_by_feat` read."""
+        return logits
+
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         """Feature maps -> class logits (B, K, h, w)."""
         x = self._transform_inputs(inputs)

@@ -24,14 +24,20 @@ class ATMLoss(nn.Module):
       gamma 2) and Dice loss between the upsampled mask logits and the
       class's binary mask, each normalised by the number of masks.
 
-    Pixels equal to ``ignore_index`` take no part in the mask losses (the
-    official code counts them as background of every class).
+    Pixels equal to ``ignore_index`` never make a class present. In the
+    mask losses they count as background of every class by default, as the
+    official criterion does (zbwxp/Dynamic-Token-Pruning
+    ``loss/atm_loss.py`` builds each target mask as ``label == cls`` and
+    ``loss/criterion.py`` averages focal and Dice terms over all pixels);
+    ``ignore_mode='exclude'`` leaves them out of both terms instead.
 
     Args:
         cls_weight, mask_weight, dice_weight (float): Term weights;
             defaults 1, 20, 1 as the official configs.
         eos_coef (float): Weight of the "no object" class. Defaults to 0.1.
         loss_weight (float): Multiplies every term. Defaults to 1.0.
+        ignore_mode (str): ``'background'`` (official) or ``'exclude'``.
+            Defaults to ``'background'``.
     """
 
     def __init__(self,
@@ -39,8 +45,13 @@ class ATMLoss(nn.Module):
                  mask_weight: float = 20.0,
                  dice_weight: float = 1.0,
                  eos_coef: float = 0.1,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 ignore_mode: str = 'background') -> None:
         super().__init__()
+        if ignore_mode not in ('background', 'exclude'):
+            raise ValueError(f"ATMLoss: ignore_mode={ignore_mode!r}, expected "
+                             "'background' (official) or 'exclude'")
+        self.ignore_mode = ignore_mode
         self.cls_weight = cls_weight
         self.mask_weight = mask_weight
         self.dice_weight = dice_weight
@@ -86,7 +97,10 @@ class ATMLoss(nn.Module):
             mode='bilinear', align_corners=False)[:, 0].flatten(1)
         target = (seg_label[img_idx] == cls_idx[:, None, None]).flatten(1)
         target = target.to(masks.dtype)
-        pixel_valid = valid[img_idx].flatten(1).to(masks.dtype)
+        if self.ignore_mode == 'exclude':
+            pixel_valid = valid[img_idx].flatten(1).to(masks.dtype)
+        else:  # official: ignored pixels are background of every class
+            pixel_valid = torch.ones_like(masks)
         num_valid = pixel_valid.sum(1).clamp(min=1)
 
         prob = masks.sigmoid()

@@ -6,17 +6,24 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from mmengine.model import ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.utils import add_prefix
 from torch import Tensor
 
 from densekit.models.utils import select_exiting_tokens
 from densekit.registry import MODELS
 from .seg_encoder_decoder import SegEncoderDecoder
 
+# how an exited token is scored: the official composition (the final
+# head's class presence on the exit head's mask) or the exit head's score
+EXITED_SCORES = ('final_head', 'exit_head')
+
 
 @MODELS.register_module()
 class DToPEncoderDecoder(SegEncoderDecoder):
     """A plain ViT cut into stages at its auxiliary exits, whose easy tokens
-    leave the sequence early at inference (DToP §3).
+    leave the sequence early (DToP §3; official code:
+    zbwxp/Dynamic-Token-Pruning ``backbone/vit_prune.py``,
+    ``decode_heads/prune_head.py``, ``segmentors/encoder_decoder_prune.py``).
 
     The backbone is mmseg's plain ``VisionTransformer`` with
     ``out_indices`` at the exits (ViT-B: blocks 5, 7, 11); the heads are
@@ -25,33 +32,55 @@ class DToPEncoderDecoder(SegEncoderDecoder):
     graders: :class:`~densekit.models.decode_heads.ATMHead` (SegViT, the
     official DToP setting) or
     :class:`~densekit.models.decode_heads.TokenClassifierHead` (SETR-style).
-    A grader has ``forward_tokens(tokens) -> outputs`` and
+    A grader has ``forward_tokens(tokens) -> outputs`` whose last element
+    is per token, (B, K, N) (ATM: mask logits; SETR: class logits), and
+    the others per image (ATM: class-presence logits (B, K, 2)), and
     ``token_scores(*outputs) -> (B, K, N)`` class scores in [0, 1], and
-    its ``predict`` returns the same scores as a map.
+    ``token_outputs_to_feat(*outputs)`` (the per-token output as a map)
+    gives what its ``loss_by_feat`` reads; its ``predict`` returns the
+    scores as a map.
 
-    * **Training** (and inference with ``pruning.enabled=False``) is
-      mmseg's ``EncoderDecoder``: every block sees every token and every
-      exit head is trained with its loss, as in the paper.
-    * **Pruned inference** (§3.2): after each early exit the head scores
-      the tokens still in the sequence; tokens whose top class score
-      exceeds ``threshold`` are finalised with that prediction and removed
-      from the sequence (gathered out, so the later blocks and heads
-      really run on fewer tokens), except the ``keep_topk`` most confident
-      tokens of each class, kept as context. The last head predicts the
-      remaining tokens and the two are scattered into one score map.
+    Pruned forward (§3.2, as the official ``ViT_prune.forward``): after
+    each early exit the head scores the tokens still in the sequence;
+    tokens whose top class score exceeds ``threshold`` exit (gathered out,
+    so the later blocks and heads really run on fewer tokens), except the
+    ``keep_topk`` most confident tokens of each class, kept as context.
+    Every head writes its per-token outputs for the tokens it saw onto a
+    canvas that keeps the earlier heads' outputs for the exited tokens
+    (the official head's ``canvas``). The final score of every token is
+    the final head's ``token_scores`` on that canvas: for ATM heads, the
+    final head's class presence times the sigmoid of the exit head's mask
+    logit for an exited token (``pruning.exited_scores='final_head'``, the
+    official composition). ``'exit_head'`` instead keeps an exited token's
+    whole score from its exit head (identical for SETR-style heads).
 
-    Images of a batch keep different tokens, so pruned inference walks the
-    batch one image at a time (mmseg tests one image per batch). After
-    each inference :attr:`prune_stats` holds the executed work: tokens fed
-    to each block (summed over the batch) and tokens exited per stage.
+    * **Inference**: pruned when ``pruning.enabled`` (default), else
+      mmseg's ``EncoderDecoder`` on every token.
+    * **Training**: with ``pruning.train=False`` (default) mmseg's
+      ``EncoderDecoder``: every block sees every token and every exit head
+      is trained with its loss (the official base stage, whose heads have
+      threshold 1.0). With ``pruning.train=True`` the training forward
+      prunes too and every head's loss is computed on its canvas, as the
+      official fine-tuning stage (``prune_segvit_ade20k.py``: 40k
+      iterations at threshold 0.9 from the base run); see
+      ``configs/seg/dtop_vit-b16_ade20k-512x512_prune-ft40k.py``.
+
+    Images of a batch keep different tokens, so the pruned forward walks
+    the batch one image at a time (as the official code). After each
+    pruned or unpruned forward :attr:`prune_stats` holds the executed
+    work: tokens fed to each block (summed over the batch) and tokens
+    exited per stage.
 
     ``pruning`` may be edited after construction (``model.pruning[
     'enabled'] = False``), as the benchmark does to compare both modes.
 
     Args:
-        pruning (dict): ``enabled`` (bool, default True), ``threshold``
-            (float, or one per early exit; default 0.9; >= 1.0 prunes
-            nothing) and ``keep_topk`` (int, default 5).
+        pruning (dict): ``enabled`` (bool, default True: prune at
+            inference), ``train`` (bool, default False: prune in the
+            training forward), ``threshold`` (float, or one per early
+            exit; default 0.9; >= 1.0 prunes nothing), ``keep_topk`` (int,
+            default 5) and ``exited_scores`` (``'final_head'``, default,
+            or ``'exit_head'``, see above).
         **kwargs: :class:`SegEncoderDecoder`'s; ``auxiliary_head`` must
             be a list with one head per early exit.
     """
@@ -109,7 +138,8 @@ class DToPEncoderDecoder(SegEncoderDecoder):
                 raise ValueError(f'{key}.in_index={head.in_index}: the head '
                                  f'of exit {i} (block {exits[i]}) must read '
                                  f'in_index={i}')
-            for method in ('forward_tokens', 'token_scores'):
+            for method in ('forward_tokens', 'token_scores',
+                           'token_outputs_to_feat'):
                 if not hasattr(head, method):
                     raise TypeError(f'{key}: {type(head).__name__} cannot '
                                     f'grade tokens (no `{method}`); use '
@@ -118,11 +148,17 @@ class DToPEncoderDecoder(SegEncoderDecoder):
 
     def _check_pruning_cfg(self, cfg: Optional[dict]) -> dict:
         cfg = dict(cfg or {})
-        unknown = set(cfg) - {'enabled', 'threshold', 'keep_topk'}
+        defaults = dict(enabled=True, train=False, threshold=0.9,
+                        keep_topk=5, exited_scores='final_head')
+        unknown = set(cfg) - set(defaults)
         if unknown:
             raise ValueError(f'model.pruning: unknown keys {sorted(unknown)}'
-                             ' (expected enabled, threshold, keep_topk)')
-        cfg = dict(dict(enabled=True, threshold=0.9, keep_topk=5), **cfg)
+                             f' (expected {", ".join(defaults)})')
+        cfg = dict(defaults, **cfg)
+        if cfg['exited_scores'] not in EXITED_SCORES:
+            raise ValueError(
+                f"model.pruning.exited_scores={cfg['exited_scores']!r}: "
+                f'expected one of {EXITED_SCORES}')
         self._exit_thresholds(cfg['threshold'])
         return cfg
 
@@ -186,50 +222,144 @@ class DToPEncoderDecoder(SegEncoderDecoder):
             x = vit.pre_ln(x)
         return x, hw_shape
 
+    # -- the pruned forward (inference, and training with pruning) ------
+    def _pruned_image(self, seq: Tensor, num_patches: int,
+                      thresholds: List[float], keep_topk: int,
+                      tokens_per_block: List[int],
+                      exited: List[int]) -> Tuple[List[tuple], Tensor]:
+        """One image's token sequence (1, L, C) through the staged ViT,
+        easy tokens leaving at the early exits (the official
+        ``ViT_prune.forward`` with ``PruneHead.forward(inference=True)``).
+
+        Returns:
+            tuple: ``per_head``, for every exit head in order, a pair of
+            its per-image outputs (all but the last of its
+            ``forward_tokens`` outputs) and its canvas (1, K, N) of
+            per-token outputs: its own for the tokens it saw, the earlier
+            heads' for the tokens that had already exited; and
+            ``exit_stage`` (N, ) long, the head at which each token's
+            prediction was made. Differentiable in the outputs; which
+            tokens exit is decided without gradient, as officially.
+        """
+        vit = self.backbone
+        heads = self._exit_heads()
+        exits = list(vit.out_indices)
+        offset = 1 if vit.with_cls_token else 0
+        alive = torch.arange(num_patches, device=seq.device)
+        exit_stage = torch.full((num_patches, ), len(exits) - 1,
+                                dtype=torch.long, device=seq.device)
+        canvas = None
+        per_head = []
+        start = 0
+        for stage, (block, head) in enumerate(zip(exits, heads)):
+            for i in range(start, block + 1):
+                seq = vit.layers[i](seq)
+                tokens_per_block[i] += alive.numel()
+            if block == len(vit.layers) - 1 and getattr(
+                    vit, 'final_norm', False):
+                seq = vit.norm1(seq)
+            start = block + 1
+            patch_tokens = seq[:, offset:]
+            outputs = head.forward_tokens(patch_tokens)
+            token_out = outputs[-1]  # (1, K, n_alive)
+            if canvas is None:
+                canvas = token_out.new_zeros(token_out.shape[:2] +
+                                             (num_patches, ))
+            canvas = canvas.index_copy(2, alive, token_out)
+            per_head.append((tuple(outputs[:-1]), canvas))
+            if stage == len(exits) - 1:
+                break
+            with torch.no_grad():
+                scores = head.token_scores(*outputs)[0]  # (K, n_alive)
+                leaving = select_exiting_tokens(scores, thresholds[stage],
+                                                keep_topk)
+            if bool(leaving.any()):
+                staying = ~leaving
+                exit_stage[alive[leaving]] = stage
+                seq = torch.cat((seq[:, :offset], patch_tokens[:, staying]),
+                                dim=1)
+                alive = alive[staying]
+                exited[stage] += int(leaving.sum())
+        return per_head, exit_stage
+
+    def pruned_forward(self, inputs: Tensor) -> Tuple[List[tuple], Tensor]:
+        """The batch through the pruned ViT, one image at a time (images
+        keep different tokens), re-batched per head.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) images.
+
+        Returns:
+            tuple: a list over the exit heads of ``(outputs, canvas)`` --
+            the head's per-image outputs (each (B, ...)) and its canvas
+            (B, K, h, w) -- and ``exit_stage`` (B, h, w). Fills
+            :attr:`prune_stats`.
+        """
+        x, (h, w) = self.embed_tokens(inputs)
+        thresholds = self._exit_thresholds(self.pruning['threshold'])
+        keep_topk = int(self.pruning['keep_topk'])
+        tokens_per_block = [0] * len(self.backbone.layers)
+        exited = [0] * (len(self._exit_heads()) - 1)
+        images = [
+            self._pruned_image(seq, h * w, thresholds, keep_topk,
+                               tokens_per_block, exited)
+            for seq in x.split(1)
+        ]
+        self.prune_stats = dict(tokens=h * w * x.shape[0],
+                                tokens_per_block=tokens_per_block,
+                                exited_per_stage=exited)
+        per_head = []
+        for head_parts in zip(*[per_head for per_head, _ in images]):
+            outputs = tuple(
+                torch.cat(parts)
+                for parts in zip(*[outs for outs, _ in head_parts]))
+            canvas = torch.cat([canvas for _, canvas in head_parts])
+            per_head.append((outputs, canvas.view(x.shape[0], -1, h, w)))
+        exit_stage = torch.stack([stage for _, stage in images])
+        return per_head, exit_stage.view(x.shape[0], h, w)
+
     @torch.no_grad()
     def pruned_scores(self, inputs: Tensor) -> Tensor:
         """Per-class scores (B, K, h, w) at token resolution, easy tokens
-        finalised at the early exits (DToP §3.2)."""
-        vit = self.backbone
-        x, (h, w) = self.embed_tokens(inputs)
+        finalised at the early exits (DToP §3.2).
+
+        ``pruning.exited_scores='final_head'`` (official): every token's
+        score is the final head's ``token_scores`` on its canvas -- for
+        ATM heads the final head's class presence times the sigmoid of the
+        mask logit from the head at which the token exited.
+        ``'exit_head'``: an exited token keeps its exit head's score.
+        """
+        per_head, exit_stage = self.pruned_forward(inputs)
         heads = self._exit_heads()
-        exits = list(vit.out_indices)
-        thresholds = self._exit_thresholds(self.pruning['threshold'])
-        keep_topk = int(self.pruning['keep_topk'])
-        offset = 1 if vit.with_cls_token else 0
-        num_patches = h * w
-        tokens_per_block = [0] * (exits[-1] + 1)
-        exited = [0] * (len(exits) - 1)
-        canvases = []
-        for seq in x.split(1):  # (1, L, C): images keep different tokens
-            alive = torch.arange(num_patches, device=x.device)
-            canvas = x.new_zeros(self.decode_head.num_classes, num_patches)
-            start = 0
-            for stage, (block, head) in enumerate(zip(exits, heads)):
-                for i in range(start, block + 1):
-                    seq = vit.layers[i](seq)
-                    tokens_per_block[i] += alive.numel()
-                if block == len(vit.layers) - 1 and getattr(
-                        vit, 'final_norm', False):
-                    seq = vit.norm1(seq)
-                start = block + 1
-                patch_tokens = seq[:, offset:]
-                scores = head.token_scores(
-                    *head.forward_tokens(patch_tokens))[0]  # (K, n_alive)
-                if stage == len(exits) - 1:
-                    canvas[:, alive] = scores
-                    break
-                leaving = select_exiting_tokens(scores, thresholds[stage],
-                                                keep_topk)
-                if bool(leaving.any()):
-                    canvas[:, alive[leaving]] = scores[:, leaving]
-                    staying = ~leaving
-                    seq = torch.cat(
-                        (seq[:, :offset], patch_tokens[:, staying]), dim=1)
-                    alive = alive[staying]
-                    exited[stage] += int(leaving.sum())
-            canvases.append(canvas)
-        self.prune_stats = dict(tokens=num_patches * x.shape[0],
-                                tokens_per_block=tokens_per_block,
-                                exited_per_stage=exited)
-        return torch.stack(canvases).view(x.shape[0], -1, h, w)
+        outputs, canvas = per_head[-1]
+        B, K, h, w = canvas.shape
+        scores = heads[-1].token_scores(*outputs, canvas.flatten(2))
+        if self.pruning['exited_scores'] == 'exit_head':
+            stage = exit_stage.flatten(1)[:, None]  # (B, 1, N)
+            for i, (head, (outs, early)) in enumerate(
+                    zip(heads[:-1], per_head[:-1])):
+                own = head.token_scores(*outs, early.flatten(2))
+                scores = torch.where(stage == i, own, scores)
+        return scores.view(B, K, h, w)
+
+    # -- training -------------------------------------------------------
+    def loss(self, inputs: Tensor, data_samples: list) -> dict:
+        """mmseg's losses; with ``pruning.train`` every exit head's loss is
+        computed on its canvas from the pruned forward (the official
+        fine-tuning stage), under the same names (``decode.*``,
+        ``aux_<i>.*``)."""
+        if not self.pruning['train']:
+            return super().loss(inputs, data_samples)
+        per_head, _ = self.pruned_forward(inputs)
+        heads = self._exit_heads()
+        losses = {}
+        for i, (head, (outputs, canvas)) in enumerate(zip(heads, per_head)):
+            head_losses = head.loss_by_feat(
+                head.token_outputs_to_feat(*outputs, canvas), data_samples)
+            # mmseg's names: aux_<i> for a list of auxiliary heads
+            prefix = ('decode' if i == len(heads) - 1 else
+                      f'aux_{i}' if isinstance(self.auxiliary_head,
+                                               torch.nn.ModuleList) else
+                      'aux')
+            losses.update(add_prefix(head_losses, prefix))
+        return losses
