@@ -74,10 +74,10 @@ class AnomalyResult:
 
     Attributes:
         score (float): Image anomaly score, the model's ``pred_score``; for
-            EfficientAD the maximum of the combined map at the network's
-            output resolution (64x64 for 256x256 inputs, including the 4-px
-            zero border of ``pad_maps``), before it is resized to the image.
-            So ``anomaly_map.max() <= score``.
+            EfficientAD the maximum of the combined map resized to the image
+            (``anomaly_map.max()`` with the default
+            ``map_postprocess='nelson1425'``; with ``'anomalib'`` the
+            maximum of the map at the network input).
         anomaly_map (np.ndarray): float32 (H, W) map at the original image
             size (the model's ``anomaly_map``, bilinearly resized).
         is_anomalous (bool): ``score >= threshold``.

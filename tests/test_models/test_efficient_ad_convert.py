@@ -2,22 +2,28 @@
 efficient_ad_convert.py and tools/model_converters/efficientad_to_densekit
 .py): state dicts in nelson1425/EfficientAD's and anomalib's layouts, built
 here, converted and loaded strictly, with the official forward passes
-compared numerically."""
+compared numerically; and the whole test-time computation of both
+references (their maps, borders, image scores and quantiles), restated here
+from their source, against a converted densekit model in float64."""
 import importlib.util
+import math
 import os.path as osp
 
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.runner import load_checkpoint
+from mmengine.structures import BaseDataElement
 
 from densekit.models.anomaly_detectors.efficient_ad import EfficientAD
 from densekit.models.layers.patch_description_network import (
     EfficientADAutoencoder, PatchDescriptionNetwork)
 from densekit.models.utils.efficient_ad_convert import (
-    NELSON_PDN_CONVS, convert_anomalib_efficientad, convert_autoencoder,
+    NELSON_AE_CONVS, NELSON_AE_CONVS_NO_DROPOUT, NELSON_PDN_CONVS,
+    convert_anomalib_efficientad, convert_autoencoder,
     convert_nelson_efficientad, convert_pdn, efficientad_arch,
-    load_teacher_checkpoint, teacher_state_dict)
+    efficientad_model_args, load_teacher_checkpoint, teacher_state_dict)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 C = 384  # teacher channels of both implementations
@@ -52,7 +58,10 @@ def nelson_pdn(size, out_channels):
     return nn.Sequential(*layers)
 
 
-def nelson_autoencoder(out_channels=C):
+def nelson_autoencoder(out_channels=C, dropout=True):
+    """``get_autoencoder``: with ``dropout`` as in common.py since b970d54
+    (2023-05-09: ``nn.Dropout(0.2)`` after each of the first six decoder
+    ReLUs), without it as in the first version (a44786c)."""
     layers = []
     for cin, cout in ((3, 32), (32, 32), (32, 64), (64, 64), (64, 64)):
         layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), _relu()]
@@ -61,6 +70,8 @@ def nelson_autoencoder(out_channels=C):
     for size in (3, 8, 15, 32, 63, 127):
         layers += [nn.Upsample(size=size, mode='bilinear'),
                    nn.Conv2d(64, 64, 4, stride=1, padding=2), _relu()]
+        if dropout:
+            layers.append(nn.Dropout(0.2))
     layers += [nn.Upsample(size=56, mode='bilinear'),
                nn.Conv2d(64, 64, 3, stride=1, padding=1), _relu(),
                nn.Conv2d(64, out_channels, 3, stride=1, padding=1)]
@@ -146,18 +157,52 @@ def test_nelson_sequential_indices():
         assert convs == list(NELSON_PDN_CONVS[:n])
 
 
-def test_nelson_autoencoder_parity():
-    official = seeded(nelson_autoencoder(), 11)
+@pytest.mark.parametrize('dropout,decoder_convs',
+                         [(True, [12, 16, 20, 24, 28, 32, 36, 38]),
+                          (False, [12, 15, 18, 21, 24, 27, 30, 32])])
+def test_nelson_autoencoder_indices(dropout, decoder_convs):
+    # the indices of git -C nelson1425/EfficientAD show b970d54:common.py
+    # (dropout) and a44786c:common.py (none)
+    convs = [i for i, m in enumerate(nelson_autoencoder(dropout=dropout))
+             if isinstance(m, nn.Conv2d)]
+    assert convs == [0, 2, 4, 6, 8, 10] + decoder_convs
+    table = NELSON_AE_CONVS if dropout else NELSON_AE_CONVS_NO_DROPOUT
+    assert list(table) == convs
+    assert list(table.values()) == [f'encoder.enconv{i}' for i in
+                                    range(1, 7)] + \
+        [f'decoder.deconv{i}' for i in range(1, 9)]
+
+
+@pytest.mark.parametrize('dropout', [True, False])
+def test_nelson_autoencoder_parity(dropout):
+    official = seeded(nelson_autoencoder(dropout=dropout), 11).double()
     ours = EfficientADAutoencoder(C).eval()  # dropout off
     ours.load_state_dict(convert_autoencoder(official.state_dict()),
                          strict=True)
-    x = torch.randn(1, 3, 256, 256)
+    ours.double()
+    x = torch.randn(1, 3, 256, 256, dtype=torch.float64)
     with torch.no_grad():
         expected, out = official(x.clone()), ours(x.clone())
     assert out.shape == expected.shape == (1, C, 56, 56)
-    assert max_diff(out, expected) < 1e-5
+    assert max_diff(out, expected) < 1e-12 * expected.abs().max()
     converted = convert_autoencoder(ours.state_dict())
     assert converted.keys() == ours.state_dict().keys()
+    # a module of either version converts too
+    assert convert_autoencoder(official).keys() == converted.keys()
+
+
+def test_nelson_autoencoder_layout_errors():
+    current = nelson_autoencoder().state_dict()
+    first = nelson_autoencoder(dropout=False).state_dict()
+    mixed = dict(current, **{'15.weight': first['15.weight']})
+    with pytest.raises(KeyError, match='are of both nelson1425 autoencoder '
+                       'layout'):
+        convert_autoencoder(mixed)
+    encoder_only = {k: v for k, v in current.items()
+                    if int(k.split('.')[0]) <= 10}
+    with pytest.raises(KeyError, match=r'indices \[0, 2, 4, 6, 8, 10\] are '
+                       'of neither'):
+        convert_autoencoder(encoder_only)
 
 
 def test_convert_errors():
@@ -179,7 +224,7 @@ def test_convert_errors():
     no_bias = {k: v for k, v in sd.items() if k != '6.bias'}
     with pytest.raises(ValueError, match=r"lack \['conv3.bias'\]"):
         convert_pdn(no_bias)
-    ae = nelson_autoencoder().state_dict()
+    ae = nelson_autoencoder(dropout=False).state_dict()
     with pytest.raises(ValueError, match='2 weights absent'):
         convert_autoencoder({k: v for k, v in ae.items()
                              if not k.startswith('32.')})
@@ -288,6 +333,391 @@ def test_anomalib_errors():
     del sd['model.quantiles.qb_ae']
     with pytest.raises(KeyError, match=r"absent \['quantiles.qb_ae'\]"):
         convert_anomalib_efficientad(sd)
+
+
+# ---------------------------------------------------------------------------
+# the references' test-time computation, restated from their source, against
+# converted densekit models in float64 (random, non-degenerate weights)
+# ---------------------------------------------------------------------------
+# ImageNet constants as float32 tensors (densekit's input_mean / input_std
+# buffers and anomalib's imagenet_norm_batch both hold float32 values)
+_MEAN = torch.tensor([0.485, 0.456, 0.406])[None, :, None, None]
+_STD = torch.tensor([0.229, 0.224, 0.225])[None, :, None, None]
+
+
+def nelson_predict(image, teacher, student, autoencoder, teacher_mean,
+                   teacher_std, q_st_start=None, q_st_end=None,
+                   q_ae_start=None, q_ae_end=None):
+    """nelson1425 efficientad.py ``predict``."""
+    teacher_output = teacher(image)
+    teacher_output = (teacher_output - teacher_mean) / teacher_std
+    student_output = student(image)
+    autoencoder_output = autoencoder(image)
+    map_st = torch.mean((teacher_output - student_output[:, :C])**2,
+                        dim=1, keepdim=True)
+    map_ae = torch.mean((autoencoder_output - student_output[:, C:])**2,
+                        dim=1, keepdim=True)
+    if q_st_start is not None:
+        map_st = 0.1 * (map_st - q_st_start) / (q_st_end - q_st_start)
+    if q_ae_start is not None:
+        map_ae = 0.1 * (map_ae - q_ae_start) / (q_ae_end - q_ae_start)
+    map_combined = 0.5 * map_st + 0.5 * map_ae
+    return map_combined, map_st, map_ae
+
+
+def nelson_test_one(image, orig_height, orig_width, *nets_and_stats):
+    """nelson1425 efficientad.py ``test``, one image: the map written to
+    the .tiff and ``y_score_image``."""
+    map_combined, map_st, map_ae = nelson_predict(image, *nets_and_stats)
+    map_combined = F.pad(map_combined, (4, 4, 4, 4))
+    map_combined = F.interpolate(map_combined, (orig_height, orig_width),
+                                 mode='bilinear')
+    map_combined = map_combined[0, 0]
+    return map_combined, map_combined.max()
+
+
+def nelson_teacher_normalization(teacher, images):
+    """nelson1425 efficientad.py ``teacher_normalization``."""
+    mean_outputs = []
+    for train_image in images:
+        teacher_output = teacher(train_image)
+        mean_outputs.append(torch.mean(teacher_output, dim=[0, 2, 3]))
+    channel_mean = torch.mean(torch.stack(mean_outputs), dim=0)
+    channel_mean = channel_mean[None, :, None, None]
+    mean_distances = []
+    for train_image in images:
+        teacher_output = teacher(train_image)
+        distance = (teacher_output - channel_mean)**2
+        mean_distances.append(torch.mean(distance, dim=[0, 2, 3]))
+    channel_var = torch.mean(torch.stack(mean_distances), dim=0)
+    channel_var = channel_var[None, :, None, None]
+    return channel_mean, torch.sqrt(channel_var)
+
+
+def nelson_map_normalization(images, *nets_and_stats):
+    """nelson1425 efficientad.py ``map_normalization``."""
+    maps_st, maps_ae = [], []
+    for image in images:
+        _, map_st, map_ae = nelson_predict(image, *nets_and_stats)
+        maps_st.append(map_st)
+        maps_ae.append(map_ae)
+    maps_st, maps_ae = torch.cat(maps_st), torch.cat(maps_ae)
+    return (torch.quantile(maps_st, q=0.9), torch.quantile(maps_st, q=0.995),
+            torch.quantile(maps_ae, q=0.9), torch.quantile(maps_ae, q=0.995))
+
+
+def test_nelson_reference_maps_and_scores():
+    """A current-layout nelson1425 run converted, with statistics,
+    quantiles, the padded and resized map and the image score computed by
+    nelson1425's code and by densekit (model args of the converter)."""
+    nets = [seeded(nelson_pdn('S', C), 20).double(),
+            seeded(nelson_pdn('S', 2 * C), 21).double(),
+            seeded(nelson_autoencoder(), 22).double()]
+    state = convert_nelson_efficientad(*nets)
+    args = efficientad_model_args(state, 'nelson')
+    assert args == dict(model_size='S', out_channels=C,
+                        map_postprocess='nelson1425')
+    model = EfficientAD(allow_random_teacher=True, **args).double().eval()
+    model.load_state_dict(state, strict=True)
+    g = torch.Generator().manual_seed(23)
+    x = torch.rand(1, 3, 256, 256, generator=g, dtype=torch.float64)
+    image = (x - _MEAN.double()) / _STD.double()  # default_transform
+    with torch.no_grad():
+        mean, std = nelson_teacher_normalization(nets[0], [image])
+        quantiles = nelson_map_normalization([image], *nets, mean, std)
+        expected, score = nelson_test_one(image, 300, 280, *nets, mean, std,
+                                          *quantiles)
+        model.set_teacher_stats([x])
+        ours_q = model.set_map_quantiles([x])
+        sample = model.predict(x, [BaseDataElement(
+            metainfo=dict(ori_shape=(300, 280)))])[0]
+    assert max_diff(model.teacher_mean, mean) < 1e-12 * mean.abs().max()
+    # one float64 pass (E[x^2] - mean^2) against nelson1425's two: the
+    # cancellation costs a few digits
+    assert max_diff(model.teacher_std, std) < 1e-9 * std.abs().max()
+    assert max_diff(ours_q, torch.stack(quantiles)) < 1e-12
+    assert sample.anomaly_map.shape == expected.shape == (300, 280)
+    assert max_diff(sample.anomaly_map, expected) < 1e-12
+    assert max_diff(sample.pred_score, score) < 1e-12
+    # the border is 0 on the normalised scale, the map is not degenerate
+    assert float(expected[0, 0]) == 0 and float(expected.std()) > 0.01
+
+
+def imagenet_norm_batch(x):
+    """anomalib torch_model.py ``imagenet_norm_batch``."""
+    mean = torch.tensor([0.485, 0.456, 0.406])[None, :, None, None].to(
+        x.device)
+    std = torch.tensor([0.229, 0.224, 0.225])[None, :, None, None].to(
+        x.device)
+    return (x - mean) / std
+
+
+class AnomalibSmallPDN(nn.Module):
+    """anomalib ``SmallPatchDescriptionNetwork``."""
+
+    def __init__(self, out_channels, padding=False):
+        super().__init__()
+        pad_mult = 1 if padding else 0
+        self.conv1 = nn.Conv2d(3, 128, kernel_size=4, stride=1,
+                               padding=3 * pad_mult)
+        self.conv2 = nn.Conv2d(128, 256, kernel_size=4, stride=1,
+                               padding=3 * pad_mult)
+        self.conv3 = nn.Conv2d(256, 256, kernel_size=3, stride=1,
+                               padding=1 * pad_mult)
+        self.conv4 = nn.Conv2d(256, out_channels, kernel_size=4, stride=1,
+                               padding=0 * pad_mult)
+        self.avgpool1 = nn.AvgPool2d(kernel_size=2, stride=2,
+                                     padding=1 * pad_mult)
+        self.avgpool2 = nn.AvgPool2d(kernel_size=2, stride=2,
+                                     padding=1 * pad_mult)
+
+    def forward(self, x):
+        x = imagenet_norm_batch(x)
+        x = F.relu(self.conv1(x))
+        x = self.avgpool1(x)
+        x = F.relu(self.conv2(x))
+        x = self.avgpool2(x)
+        x = F.relu(self.conv3(x))
+        return self.conv4(x)
+
+
+class AnomalibEncoder(nn.Module):
+    """anomalib ``Encoder``."""
+
+    def __init__(self):
+        super().__init__()
+        self.enconv1 = nn.Conv2d(3, 32, kernel_size=4, stride=2, padding=1)
+        self.enconv2 = nn.Conv2d(32, 32, kernel_size=4, stride=2, padding=1)
+        self.enconv3 = nn.Conv2d(32, 64, kernel_size=4, stride=2, padding=1)
+        self.enconv4 = nn.Conv2d(64, 64, kernel_size=4, stride=2, padding=1)
+        self.enconv5 = nn.Conv2d(64, 64, kernel_size=4, stride=2, padding=1)
+        self.enconv6 = nn.Conv2d(64, 64, kernel_size=8, stride=1, padding=0)
+
+    def forward(self, x):
+        for i in range(1, 6):
+            x = F.relu(getattr(self, f'enconv{i}')(x))
+        return self.enconv6(x)
+
+
+class AnomalibDecoder(nn.Module):
+    """anomalib ``Decoder`` (dropout 0.2 after deconv1..6, inactive in
+    eval mode)."""
+
+    def __init__(self, out_channels, padding):
+        super().__init__()
+        self.padding = padding
+        for i in range(1, 7):
+            setattr(self, f'deconv{i}',
+                    nn.Conv2d(64, 64, kernel_size=4, stride=1, padding=2))
+        self.deconv7 = nn.Conv2d(64, 64, kernel_size=3, stride=1, padding=1)
+        self.deconv8 = nn.Conv2d(64, out_channels, kernel_size=3, stride=1,
+                                 padding=1)
+        for i in range(1, 7):
+            setattr(self, f'dropout{i}', nn.Dropout(p=0.2))
+
+    def forward(self, x, image_size):
+        last_upsample = (
+            math.ceil(image_size[0] / 4) if self.padding else
+            math.ceil(image_size[0] / 4) - 8,
+            math.ceil(image_size[1] / 4) if self.padding else
+            math.ceil(image_size[1] / 4) - 8,
+        )
+        sizes = [(image_size[0] // 64 - 1, image_size[1] // 64 - 1),
+                 (image_size[0] // 32, image_size[1] // 32),
+                 (image_size[0] // 16 - 1, image_size[1] // 16 - 1),
+                 (image_size[0] // 8, image_size[1] // 8),
+                 (image_size[0] // 4 - 1, image_size[1] // 4 - 1),
+                 (image_size[0] // 2 - 1, image_size[1] // 2 - 1)]
+        for i, size in enumerate(sizes, 1):
+            x = F.interpolate(x, size=size, mode='bilinear')
+            x = F.relu(getattr(self, f'deconv{i}')(x))
+            x = getattr(self, f'dropout{i}')(x)
+        x = F.interpolate(x, size=last_upsample, mode='bilinear')
+        x = F.relu(self.deconv7(x))
+        return self.deconv8(x)
+
+
+class AnomalibAutoEncoder(nn.Module):
+    """anomalib ``AutoEncoder``."""
+
+    def __init__(self, out_channels, padding):
+        super().__init__()
+        self.encoder = AnomalibEncoder()
+        self.decoder = AnomalibDecoder(out_channels, padding)
+
+    def forward(self, x, image_size):
+        x = imagenet_norm_batch(x)
+        x = self.encoder(x)
+        return self.decoder(x, image_size)
+
+
+class AnomalibEfficientAdModel(nn.Module):
+    """anomalib ``EfficientAdModel`` (size S) at test time: ``forward`` in
+    eval mode, ``get_maps`` and the Lightning module's
+    ``map_norm_quantiles``."""
+
+    def __init__(self, teacher_out_channels, padding=False, pad_maps=True):
+        super().__init__()
+        self.pad_maps = pad_maps
+        self.teacher = AnomalibSmallPDN(teacher_out_channels, padding).eval()
+        self.student = AnomalibSmallPDN(teacher_out_channels * 2, padding)
+        self.ae = AnomalibAutoEncoder(teacher_out_channels, padding)
+        self.teacher_out_channels = teacher_out_channels
+        self.mean_std = nn.ParameterDict({
+            'mean': torch.zeros((1, teacher_out_channels, 1, 1)),
+            'std': torch.zeros((1, teacher_out_channels, 1, 1))})
+        self.quantiles = nn.ParameterDict({
+            'qa_st': torch.tensor(0.0), 'qb_st': torch.tensor(0.0),
+            'qa_ae': torch.tensor(0.0), 'qb_ae': torch.tensor(0.0)})
+
+    @staticmethod
+    def is_set(p_dic):
+        return any(value.sum() != 0 for _, value in p_dic.items())
+
+    def forward(self, batch, normalize=True):
+        student_output, distance_st = \
+            self.compute_student_teacher_distance(batch)
+        map_st, map_stae = self.compute_maps(batch, student_output,
+                                             distance_st, normalize)
+        anomaly_map = 0.5 * map_st + 0.5 * map_stae
+        pred_score = torch.amax(anomaly_map, dim=(-2, -1))
+        return pred_score, anomaly_map
+
+    def compute_student_teacher_distance(self, batch):
+        with torch.no_grad():
+            teacher_output = self.teacher(batch)
+            if self.is_set(self.mean_std):
+                teacher_output = (teacher_output - self.mean_std['mean']) / \
+                    self.mean_std['std']
+        student_output = self.student(batch)
+        distance_st = torch.pow(
+            teacher_output -
+            student_output[:, :self.teacher_out_channels, :, :], 2)
+        return student_output, distance_st
+
+    def compute_maps(self, batch, student_output, distance_st,
+                     normalize=True):
+        image_size = batch.shape[-2:]
+        with torch.no_grad():
+            ae_output = self.ae(batch, image_size)
+            map_st = torch.mean(distance_st, dim=1, keepdim=True)
+            map_stae = torch.mean(
+                (ae_output - student_output[:, self.teacher_out_channels:])
+                ** 2, dim=1, keepdim=True)
+        if self.pad_maps:
+            map_st = F.pad(map_st, (4, 4, 4, 4))
+            map_stae = F.pad(map_stae, (4, 4, 4, 4))
+        map_st = F.interpolate(map_st, size=image_size, mode='bilinear')
+        map_stae = F.interpolate(map_stae, size=image_size, mode='bilinear')
+        if self.is_set(self.quantiles) and normalize:
+            q = self.quantiles
+            map_st = 0.1 * (map_st - q['qa_st']) / (q['qb_st'] - q['qa_st'])
+            map_stae = 0.1 * (map_stae - q['qa_ae']) / \
+                (q['qb_ae'] - q['qa_ae'])
+        return map_st, map_stae
+
+    def get_maps(self, batch, normalize=False):
+        student_output, distance_st = \
+            self.compute_student_teacher_distance(batch)
+        return self.compute_maps(batch, student_output, distance_st,
+                                 normalize)
+
+    def map_norm_quantiles(self, images):
+        """lightning_model.py ``map_norm_quantiles`` /
+        ``_get_quantiles_of_maps`` (fewer than 2**24 elements: no
+        sampling)."""
+        maps_st, maps_ae = [], []
+        for img in images:
+            map_st, map_ae = self.get_maps(img, normalize=False)
+            maps_st.append(map_st)
+            maps_ae.append(map_ae)
+        out = {}
+        for name, maps in (('st', maps_st), ('ae', maps_ae)):
+            maps_flat = torch.cat(maps).flatten()
+            out[f'qa_{name}'] = torch.quantile(maps_flat, q=0.9)
+            out[f'qb_{name}'] = torch.quantile(maps_flat, q=0.995)
+        return out
+
+
+@pytest.mark.parametrize('padding,pad_maps', [(False, True), (True, True),
+                                              (False, False)])
+def test_anomalib_reference_maps_and_scores(padding, pad_maps):
+    """anomalib's EfficientAdModel with statistics: its anomaly map (pad,
+    resize, then normalise), image score and quantiles, against a densekit
+    model converted from its Lightning checkpoint with the converter's
+    model args, in float64."""
+    reference = AnomalibEfficientAdModel(C, padding, pad_maps)
+    for i, net in enumerate((reference.teacher, reference.student,
+                             reference.ae)):
+        seeded(net, 30 + i)
+    reference.eval().double()
+    g = torch.Generator().manual_seed(31)
+    x = torch.rand(1, 3, 256, 256, generator=g, dtype=torch.float64)
+
+    def as_saved(value):  # anomalib's statistics are float32
+        return value.float().double()
+
+    with torch.no_grad():
+        teacher = reference.teacher(x)
+        # non-degenerate statistics near the teacher's
+        reference.mean_std['mean'].copy_(as_saved(
+            teacher.mean(dim=(0, 2, 3), keepdim=True)))
+        reference.mean_std['std'].copy_(as_saved(
+            teacher.std(dim=(0, 2, 3), keepdim=True) *
+            (0.8 + 0.4 * torch.rand(1, C, 1, 1, generator=g,
+                                    dtype=torch.float64))))
+        reference_q = reference.map_norm_quantiles([x])
+        for name, value in reference_q.items():
+            reference.quantiles[name].copy_(as_saved(value))
+        score, expected = reference(x)
+    checkpoint = {'state_dict': {f'model.{k}': v for k, v in
+                                 reference.state_dict().items()},
+                  'hyper_parameters': dict(model_size='small',
+                                           padding=padding,
+                                           pad_maps=pad_maps)}
+    state = convert_anomalib_efficientad(checkpoint)
+    args = efficientad_model_args(state, 'anomalib',
+                                  checkpoint['hyper_parameters'])
+    assert args == dict(model_size='S', out_channels=C,
+                        map_postprocess='anomalib', padding=padding,
+                        pad_maps=pad_maps)
+    model = EfficientAD(allow_random_teacher=True, **args).double().eval()
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        sample = model.predict(x, [BaseDataElement(
+            metainfo=dict(ori_shape=(256, 256)))])[0]
+        quantiles = model.quantiles.clone()
+        recomputed = model.set_map_quantiles([x])
+    assert sample.anomaly_map.shape == expected.shape[-2:] == (256, 256)
+    print('anomaly map:', end=' ')
+    assert max_diff(sample.anomaly_map, expected[0, 0]) < 1e-12
+    print('image score:', end=' ')
+    assert max_diff(sample.pred_score, score[0, 0]) < 1e-12
+    print('quantiles (densekit set_map_quantiles vs anomalib):', end=' ')
+    assert max_diff(recomputed, torch.stack(
+        [reference_q[k] for k in ('qa_st', 'qb_st', 'qa_ae', 'qb_ae')])) \
+        < 1e-12
+    # the border is the normalised 0 of both maps (with padding)
+    q = quantiles.tolist()
+    border = 0.5 * (-0.1 * q[0] / (q[1] - q[0])) + \
+        0.5 * (-0.1 * q[2] / (q[3] - q[2]))
+    if pad_maps:
+        assert float(expected[0, 0, 0, 0]) == pytest.approx(border,
+                                                            rel=1e-9)
+    assert float(expected.std()) > 0.01
+    # nelson1425's order, same weights and quantiles: another border with
+    # padded maps; without padding the orders agree (resizing is affine)
+    nelson = EfficientAD(allow_random_teacher=True,
+                         **dict(args, map_postprocess='nelson1425'))
+    nelson.double().eval()
+    nelson.load_state_dict(model.state_dict())
+    nelson.quantiles.copy_(quantiles)
+    with torch.no_grad():
+        other = nelson.predict(x, [BaseDataElement(
+            metainfo=dict(ori_shape=(256, 256)))])[0]
+    print('nelson1425 order vs anomalib:', end=' ')
+    diff = max_diff(other.anomaly_map, expected[0, 0])
+    assert diff > 1e-3 if pad_maps else diff < 1e-12
 
 
 # ---------------------------------------------------------------------------
@@ -401,10 +831,14 @@ def test_tool_nelson(tmp_path, capsys, tool, nelson_s):
     saved = load_checkpoint(model, dst, map_location='cpu', strict=True)
     assert saved['meta']['converter'] == 'convert_nelson_efficientad'
     assert saved['meta']['model_size'] == 'S'
+    assert saved['meta']['model_args']['map_postprocess'] == 'nelson1425'
     assert not saved['meta']['has_teacher_stats']
     assert torch.equal(model.student.conv2.weight, nelson_s[1][3].weight)
     assert torch.equal(model.autoencoder.decoder.deconv1.weight,
                        nelson_s[2][12].weight)
+    # the current layout (decoder dropout): deconv8 is index 38
+    assert torch.equal(model.autoencoder.decoder.deconv8.weight,
+                       nelson_s[2][38].weight)
     # the converted file is a teacher_checkpoint as well
     teacher = PatchDescriptionNetwork('S', C)
     assert load_teacher_checkpoint(teacher, dst) == 'whole EfficientAD model'
@@ -422,14 +856,43 @@ def test_tool_anomalib(tmp_path, capsys, tool):
     assert tool.main(['anomalib', src, dst, '--check']) == 0
     out = capsys.readouterr().out
     assert 'teacher statistics set, quantiles set' in out
-    assert "model=dict(model_size='S', padding=True)" in out
+    # anomalib's map order (pads even with padding=True, pad_maps default)
+    assert "model=dict(model_size='S', padding=True, " \
+        "map_postprocess='anomalib')" in out
     model = EfficientAD(model_size='S', padding=True,
+                        map_postprocess='anomalib',
                         allow_random_teacher=True)
+    assert model.pad_maps
     saved = load_checkpoint(model, dst, map_location='cpu', strict=True)
     assert saved['meta']['anomalib_hyper_parameters'] == dict(
         model_size='small', padding=True)
+    assert saved['meta']['model_args'] == dict(
+        model_size='S', out_channels=C, map_postprocess='anomalib',
+        padding=True, pad_maps=True)
     assert model.has_quantiles and model.has_teacher_stats
     assert torch.equal(model.teacher_mean, sd['model.mean_std.mean'])
+    # pad_maps=False recorded; no hyper-parameters: anomalib's defaults
+    torch.save({'state_dict': sd, 'hyper_parameters': {'pad_maps': False}},
+               src)
+    assert tool.main(['anomalib', src, dst]) == 0
+    assert "model=dict(model_size='S', pad_maps=False, " \
+        "map_postprocess='anomalib')" in capsys.readouterr().out
+    torch.save({'state_dict': sd}, src)
+    assert tool.main(['anomalib', src, dst, '--check']) == 0
+    out = capsys.readouterr().out
+    assert "defaults padding=False, pad_maps=True assumed" in out
+    assert "model=dict(model_size='S', map_postprocess='anomalib')" in out
+
+
+def test_efficientad_model_args():
+    state = convert_anomalib_efficientad(anomalib_state_dict('M'))
+    assert efficientad_model_args(state, 'anomalib') == dict(
+        model_size='M', out_channels=C, map_postprocess='anomalib',
+        padding=False, pad_maps=True)
+    assert efficientad_model_args(state, 'nelson') == dict(
+        model_size='M', out_channels=C, map_postprocess='nelson1425')
+    with pytest.raises(ValueError, match="'nelson' or 'anomalib', got 'x'"):
+        efficientad_model_args(state, 'x')
 
 
 def test_tool_check_reports_mismatches(tool, nelson_s):

@@ -29,20 +29,27 @@ Examples:
             $CKPT/model.ckpt work_dirs/efficientad_s_bottle_anomalib.pth \
             --check
 
-    then, with the size (and out_channels) the tool prints::
+    then, with the model settings the tool prints (and stores in the
+    output's ``meta['model_args']``)::
 
         MVTEC_CATEGORY=bottle python tools/test.py \
             configs/anomaly/efficientad_s_mvtec.py \
-            work_dirs/efficientad_s_bottle_nelson.pth
+            work_dirs/efficientad_s_bottle_anomalib.pth \
+            --cfg-options model.map_postprocess=anomalib
+
+Map post-processing: nelson1425 normalises the maps and then pads them,
+anomalib pads and resizes them and then normalises (another border value,
+another score; ``EfficientAD``'s ``map_postprocess``). The printed settings
+(:func:`efficientad_model_args`) select the source's order: nothing for
+nelson1425 (densekit's default), ``map_postprocess='anomalib'`` plus
+``padding`` / ``pad_maps`` as the checkpoint's hyper-parameters record them
+(anomalib's defaults, False / True, when it has none: then check them).
 
 Statistics: nelson1425's run saves neither the teacher mean / std nor the map
 quantiles, so they are left unset; anomalib's are copied. Either way
 ``tools/test.py`` recomputes the quantiles (and missing teacher statistics)
-through ``EfficientADStatsHook`` before testing; anomalib's imported
-quantiles are taken on padded, resized maps and differ slightly from the
-ones densekit computes. anomalib's ``padding=True`` is not in the weights:
-set ``model.padding=True`` for such a model (the tool prints the setting when
-the checkpoint's hyper-parameters record it).
+through ``EfficientADStatsHook`` before testing, the way the model's
+``map_postprocess`` defines them.
 
 The teacher alone (``teacher_small.pth``, anomalib's
 ``pretrained_teacher_small.pth``) needs no conversion:
@@ -51,7 +58,7 @@ The teacher alone (``teacher_small.pth``, anomalib's
 import argparse
 import os.path as osp
 import sys
-from typing import Mapping
+from typing import Mapping, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
@@ -62,15 +69,20 @@ from densekit.models.utils.checkpoint import (  # noqa: E402
     read_checkpoint_file, state_dict_problems)
 from densekit.models.utils.efficient_ad_convert import (  # noqa: E402
     convert_anomalib_efficientad, convert_nelson_efficientad,
-    efficientad_arch, load_teacher_checkpoint)
+    efficientad_model_args, load_teacher_checkpoint)
 
 __all__ = [
     'convert_nelson_efficientad', 'convert_anomalib_efficientad',
-    'load_teacher_checkpoint', 'check_against_model', 'main'
+    'efficientad_model_args', 'load_teacher_checkpoint',
+    'check_against_model', 'main'
 ]
 
 # anomalib Lightning hyper-parameters worth carrying into the meta
 _HPARAMS = ('model_size', 'teacher_out_channels', 'padding', 'pad_maps')
+# EfficientAD's defaults of the arguments efficientad_model_args returns;
+# the printed settings list the others
+_MODEL_DEFAULTS = dict(out_channels=384, padding=False, pad_maps=True,
+                       map_postprocess='nelson1425')
 
 
 def parse_args(argv=None):
@@ -109,14 +121,25 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_against_model(state_dict: dict) -> list:
-    """Build densekit's EfficientAD of the converted size; return the
-    problems of a strict load."""
+def check_against_model(state_dict: dict,
+                        model_args: Optional[dict] = None) -> list:
+    """Build densekit's EfficientAD of the converted size (with
+    ``model_args``, :func:`efficientad_model_args`); return the problems of
+    a strict load."""
     from densekit.models.anomaly_detectors.efficient_ad import EfficientAD
-    size, channels = efficientad_arch(state_dict)
-    model = EfficientAD(model_size=size, out_channels=channels,
-                        allow_random_teacher=True)
+    model_args = model_args or efficientad_model_args(state_dict, 'nelson')
+    model = EfficientAD(allow_random_teacher=True, **model_args)
     return state_dict_problems(state_dict, model.state_dict())[0]
+
+
+def model_settings(model_args: dict) -> str:
+    """``model_size='S'`` plus the arguments that differ from
+    EfficientAD's defaults, as a config would write them."""
+    parts = [f'model_size={model_args["model_size"]!r}']
+    parts += [f'{k}={model_args[k]!r}' for k, default in
+              _MODEL_DEFAULTS.items()
+              if k in model_args and model_args[k] != default]
+    return ', '.join(parts)
 
 
 def _plain(value):
@@ -147,8 +170,17 @@ def main(argv=None) -> int:
         if isinstance(hparams, Mapping):
             meta['anomalib_hyper_parameters'] = {
                 k: _plain(hparams[k]) for k in _HPARAMS if k in hparams}
-    size, channels = efficientad_arch(state_dict)
+        else:
+            hparams = None
+            print('the checkpoint has no hyper_parameters: anomalib\'s '
+                  'defaults padding=False, pad_maps=True assumed; set '
+                  'model.padding / model.pad_maps if the run used others')
+    model_args = efficientad_model_args(
+        state_dict, args.source,
+        hparams if args.source == 'anomalib' else None)
+    size, channels = model_args['model_size'], model_args['out_channels']
     meta.update(model_size=size, out_channels=channels,
+                model_args=model_args,
                 has_teacher_stats=bool(state_dict['has_teacher_stats']),
                 has_quantiles=bool(state_dict['has_quantiles']))
     print(f'converted {len(state_dict)} tensors: EfficientAD-{size}, '
@@ -157,7 +189,7 @@ def main(argv=None) -> int:
           f'{"set" if meta["has_quantiles"] else "unset"} (tools/test.py '
           'recomputes the quantiles through EfficientADStatsHook)')
     if args.check:
-        problems = check_against_model(state_dict)
+        problems = check_against_model(state_dict, model_args)
         if problems:
             print(f'{len(problems)} mismatches against EfficientAD-{size}:')
             for line in problems:
@@ -165,11 +197,8 @@ def main(argv=None) -> int:
             return 1
         print(f'every key and shape matches EfficientAD-{size}')
     torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
-    settings = f"model_size='{size}'" + \
-        (f', out_channels={channels}' if channels != 384 else '')
-    if meta.get('anomalib_hyper_parameters', {}).get('padding'):
-        settings += ', padding=True'
-    print(f'saved {args.dst}; use it with model=dict({settings})')
+    print(f'saved {args.dst}; use it with '
+          f'model=dict({model_settings(model_args)})')
     return 0
 
 

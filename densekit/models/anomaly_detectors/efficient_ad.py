@@ -21,7 +21,20 @@ global map = mean squared student-autoencoder difference; each normalised
 so that its 0.9 / 0.995 quantiles on held-out normal images map to 0 / 0.1
 (:meth:`EfficientAD.set_map_quantiles`); the anomaly map is their average,
 padded by 4 px (the PDN's unpadded border) and resized to the image; the
-image score is its maximum.
+image score is the maximum of the resized map. The two public
+implementations order these steps differently, and ``map_postprocess``
+selects one (:func:`postprocess_maps`):
+
+* ``'nelson1425'`` (nelson1425/EfficientAD ``efficientad.py``: ``predict``
+  then ``test``; the default): normalise the maps at the PDN resolution,
+  pad by 4 px with 0 (the border is 0 on the normalised scale), resize to
+  the original image; score = maximum of that map;
+* ``'anomalib'`` (anomalib ``EfficientAdModel.compute_maps`` / ``forward``):
+  pad the raw maps with 0, resize them to the network input, then normalise
+  (the border is the normalised value of 0, ``-0.1 qa / (qb - qa)``) and
+  average; score = maximum of that input-size map. anomalib also takes its
+  quantiles on these padded, resized raw maps, and pads with
+  ``pad_maps=True`` even when ``padding=True``.
 
 The statistics are buffers, saved in checkpoints; ``densekit.
 EfficientADStatsHook`` computes them during ``tools/train.py`` and
@@ -49,10 +62,13 @@ _QUANTILE_LIMIT = 2**24
 
 
 def _quantile(values: Tensor, q: Union[float, Sequence[float]]) -> Tensor:
-    """``torch.quantile`` (linear interpolation) of a flattened tensor; a
-    sort-based exact version above torch's 2**24-element limit."""
-    values = values.flatten().float()
-    qs = torch.as_tensor(q, dtype=torch.float32, device=values.device)
+    """``torch.quantile`` (linear interpolation) of a flattened tensor, in
+    float32 (float64 stays float64); a sort-based exact version above
+    torch's 2**24-element limit."""
+    values = values.flatten()
+    if values.dtype != torch.float64:
+        values = values.float()
+    qs = torch.as_tensor(q, dtype=values.dtype, device=values.device)
     if values.numel() <= _QUANTILE_LIMIT:
         return torch.quantile(values, qs)
     ordered = values.sort().values
@@ -104,6 +120,89 @@ def random_color_augment(images: Tensor,
     return out.clamp_(0, 1)
 
 
+# ``map_postprocess`` values: whose order of normalising, padding and
+# resizing the maps (module docstring)
+MAP_POSTPROCESS = ('nelson1425', 'anomalib')
+# the PDN's unpadded border on each side (Sec. 3.4)
+MAP_PAD = 4
+
+
+def distance_maps(teacher: Tensor, student: Tensor, ae: Tensor
+                  ) -> Tuple[Tensor, Tensor]:
+    """Unnormalised local and global maps from the networks' outputs.
+
+    Args:
+        teacher (Tensor): (N, C, h, w) teacher features, already normalised
+            with the teacher statistics.
+        student (Tensor): (N, 2C, h, w); channels [:C] imitate the teacher,
+            [C:] the autoencoder.
+        ae (Tensor): (N, C, h, w) autoencoder output.
+
+    Returns:
+        tuple[Tensor, Tensor]: (N, 1, h, w) mean squared student-teacher and
+        student-autoencoder differences.
+    """
+    c = teacher.shape[1]
+    map_st = (teacher - student[:, :c]).pow(2).mean(1, keepdim=True)
+    map_ae = (ae - student[:, c:]).pow(2).mean(1, keepdim=True)
+    return map_st, map_ae
+
+
+def normalize_map(raw: Tensor, qa: Tensor, qb: Tensor) -> Tensor:
+    """Sec. 3.4: the quantile ``qa`` -> 0 and ``qb`` -> 0.1."""
+    return 0.1 * (raw - qa) / (qb - qa)
+
+
+def postprocess_maps(map_st: Tensor,
+                     map_ae: Tensor,
+                     quantiles: Optional[Tensor],
+                     *,
+                     order: str = 'nelson1425',
+                     pad: bool = True,
+                     image_size: Optional[Sequence[int]] = None
+                     ) -> Tuple[Tensor, Tensor, Tensor]:
+    """Normalise, pad and combine raw maps in the order of ``order``
+    (the module docstring; both paths of :class:`EfficientAD` use this).
+
+    Args:
+        map_st, map_ae (Tensor): (N, 1, h, w) raw maps
+            (:func:`distance_maps`).
+        quantiles (Tensor, optional): (qa_st, qb_st, qa_ae, qb_ae); None:
+            leave the maps unnormalised.
+        order (str): ``'nelson1425'`` or ``'anomalib'``.
+        pad (bool): Pad the maps by 4 px with 0.
+        image_size (Sequence[int], optional): (H, W) of the network input;
+            needed by ``'anomalib'``, which resizes before normalising.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: Combined, local and global maps:
+        ``'nelson1425'``: (N, 1, h + 8, w + 8) with ``pad``, else
+        (N, 1, h, w); ``'anomalib'``: (N, 1, H, W).
+    """
+    if order not in MAP_POSTPROCESS:
+        raise ValueError(f'postprocess_maps: order must be one of '
+                         f'{MAP_POSTPROCESS}, got {order!r}')
+    borders = (MAP_PAD, ) * 4
+    if order == 'anomalib':
+        if image_size is None:
+            raise ValueError("postprocess_maps: order='anomalib' needs "
+                             'image_size (the network input (H, W))')
+        size = tuple(int(s) for s in image_size[-2:])
+        if pad:
+            map_st, map_ae = F.pad(map_st, borders), F.pad(map_ae, borders)
+        map_st = F.interpolate(map_st, size=size, mode='bilinear')
+        map_ae = F.interpolate(map_ae, size=size, mode='bilinear')
+    if quantiles is not None:
+        qa_st, qb_st, qa_ae, qb_ae = quantiles
+        map_st = normalize_map(map_st, qa_st, qb_st)
+        map_ae = normalize_map(map_ae, qa_ae, qb_ae)
+    combined = 0.5 * map_st + 0.5 * map_ae
+    if order == 'nelson1425' and pad:
+        combined, map_st, map_ae = (F.pad(m, borders)
+                                    for m in (combined, map_st, map_ae))
+    return combined, map_st, map_ae
+
+
 @MODELS.register_module()
 class EfficientAD(BaseModel):
     """EfficientAD-S / -M (see the module docstring).
@@ -114,8 +213,19 @@ class EfficientAD(BaseModel):
         out_channels (int): Teacher feature channels. Defaults to 384.
         padding (bool): Padded PDNs (anomalib's option). Defaults to False
             (the paper).
-        pad_maps (bool): Pad the maps by 4 px before resizing (with unpadded
-            PDNs). Defaults to True.
+        pad_maps (bool): Pad the maps by 4 px with 0 before resizing. With
+            ``map_postprocess='nelson1425'`` only for unpadded PDNs
+            (``padding=False``); with ``'anomalib'`` whenever set, as
+            anomalib's ``EfficientAdModel`` does. Defaults to True.
+        map_postprocess (str): Whose order of normalising, padding and
+            resizing the maps to follow, and so the values of the border
+            and of the image score (module docstring,
+            :func:`postprocess_maps`): ``'nelson1425'`` (normalise at the PDN
+            resolution, then pad and resize to the image) or ``'anomalib'``
+            (pad and resize the raw maps to the network input, then
+            normalise; quantiles on those maps). Checkpoints converted by
+            ``tools/model_converters/efficientad_to_densekit.py`` need the
+            value it prints. Defaults to ``'nelson1425'``.
         ae_dropout (float): Decoder dropout of the autoencoder. Defaults to
             0.2 (the paper).
         teacher_checkpoint (str, optional): Distilled teacher weights: a
@@ -140,8 +250,12 @@ class EfficientAD(BaseModel):
             ``pred_label`` (1 = anomalous) in predictions;
             ``inference_backend``: ``'eager'`` (default) or ``'optimized'``
             (:class:`~.efficient_ad_inference.EfficientADInference`:
-            channels-last, fused conv+ReLU graph, bfloat16 where the CPU
-            has it; rebuilt whenever the weights or statistics change).
+            channels-last, fused conv+ReLU graph; rebuilt whenever the
+            weights or statistics change); ``inference_dtype`` of
+            ``'optimized'``: ``'auto'`` (default: bfloat16 where the CPU has
+            native bfloat16, whose maps differ from the eager ones by up to
+            about 1% of their range), ``'float32'`` (the eager maps, to
+            float32 rounding) or ``'bfloat16'``.
         data_preprocessor (dict, optional): Defaults to
             ``densekit.AnomalyDataPreprocessor`` ([0, 1] RGB).
         init_cfg (dict, optional): mmengine init config.
@@ -152,6 +266,7 @@ class EfficientAD(BaseModel):
                  out_channels: int = 384,
                  padding: bool = False,
                  pad_maps: bool = True,
+                 map_postprocess: str = 'nelson1425',
                  ae_dropout: float = 0.2,
                  teacher_checkpoint: Optional[str] = None,
                  allow_random_teacher: bool = False,
@@ -175,9 +290,15 @@ class EfficientAD(BaseModel):
         if not 0 <= map_quantiles[0] < map_quantiles[1] <= 1:
             raise ValueError('EfficientAD: map_quantiles must be (qa, qb) '
                              f'with 0 <= qa < qb <= 1, got {map_quantiles}')
+        if map_postprocess not in MAP_POSTPROCESS:
+            raise ValueError(f'EfficientAD: map_postprocess must be one of '
+                             f'{MAP_POSTPROCESS}, got {map_postprocess!r}')
         self.model_size = model_size
         self.out_channels = out_channels
-        self.pad_maps = pad_maps and not padding
+        self.map_postprocess = map_postprocess
+        # the pad that applies: anomalib pads even its padded PDNs' maps
+        self.pad_maps = bool(pad_maps) and (map_postprocess == 'anomalib'
+                                            or not padding)
         self.teacher_checkpoint = teacher_checkpoint
         self.allow_random_teacher = allow_random_teacher
         self.hard_quantile = hard_quantile
@@ -259,7 +380,9 @@ class EfficientAD(BaseModel):
             return self._forward(inputs)
         if self._inference_path is None:
             from .efficient_ad_inference import build_inference_path
-            self._inference_path = build_inference_path(self, backend)
+            self._inference_path = build_inference_path(
+                self, backend,
+                dtype=self.test_cfg.get('inference_dtype', 'auto'))
         return self._inference_path(inputs)
 
     def normalize_inputs(self, images: Tensor) -> Tensor:
@@ -304,16 +427,19 @@ class EfficientAD(BaseModel):
             raise ValueError('EfficientAD.set_teacher_stats: no images')
         mean = first / count
         var = (second / count - mean.pow(2)).clamp_min(0)
-        self.teacher_mean.copy_(mean.view_as(self.teacher_mean).float())
+        self.teacher_mean.copy_(mean.view_as(self.teacher_mean))
         self.teacher_std.copy_(
-            var.sqrt().clamp_min(1e-6).view_as(self.teacher_std).float())
+            var.sqrt().clamp_min(1e-6).view_as(self.teacher_std))
         self.has_teacher_stats.fill_(True)
         self._inference_path = None
 
     @torch.no_grad()
     def set_map_quantiles(self, batches: Iterable[Tensor]) -> Tensor:
         """Quantiles ``map_quantiles`` of the unnormalised local and global
-        maps over held-out normal images (Sec. 3.4).
+        maps over held-out normal images (Sec. 3.4): of the maps at the PDN
+        resolution (nelson1425's ``map_normalization``), or with
+        ``map_postprocess='anomalib'`` of the maps padded (``pad_maps``) and
+        resized to the input (anomalib's ``map_norm_quantiles``).
 
         Args:
             batches (Iterable[Tensor]): (N, 3, H, W) [0, 1] RGB images.
@@ -325,8 +451,13 @@ class EfficientAD(BaseModel):
         self.eval()
         maps_st, maps_ae = [], []
         for images in batches:
-            st, ae = self.raw_maps(self.normalize_inputs(
-                images.to(self.input_mean.device)))
+            normalized = self.normalize_inputs(
+                images.to(self.input_mean.device))
+            st, ae = self.raw_maps(normalized)
+            if self.map_postprocess == 'anomalib':
+                _, st, ae = postprocess_maps(
+                    st, ae, None, order='anomalib', pad=self.pad_maps,
+                    image_size=normalized.shape[-2:])
             maps_st.append(st.flatten())
             maps_ae.append(ae.flatten())
         self.train(was_training)
@@ -345,29 +476,28 @@ class EfficientAD(BaseModel):
     def raw_maps(self, normalized: Tensor) -> Tuple[Tensor, Tensor]:
         """Unnormalised local (student-teacher) and global
         (student-autoencoder) maps, (N, 1, h, w) at the PDN resolution."""
-        c = self.out_channels
-        teacher = self.teacher_features(normalized)
-        student = self.student(normalized)
-        ae = self.autoencoder(normalized, normalized.shape[-2:])
-        map_st = (teacher - student[:, :c]).pow(2).mean(1, keepdim=True)
-        map_ae = (ae - student[:, c:]).pow(2).mean(1, keepdim=True)
-        return map_st, map_ae
+        return distance_maps(self.teacher_features(normalized),
+                             self.student(normalized),
+                             self.autoencoder(normalized,
+                                              normalized.shape[-2:]))
 
     def anomaly_maps(self, normalized: Tensor
                      ) -> Tuple[Tensor, Tensor, Tensor]:
-        """Combined, local and global maps (N, 1, h', w'): quantile
-        normalised once :meth:`set_map_quantiles` ran, and padded by 4 px
-        with ``pad_maps``."""
+        """Combined, local and global maps through :func:`postprocess_maps`
+        (``map_postprocess``): quantile normalised once
+        :meth:`set_map_quantiles` ran, padded by 4 px with ``pad_maps``.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: (N, 1, h', w') each: the PDN
+            resolution (+ 8 with ``pad_maps``) for ``'nelson1425'``, the
+            input's (H, W) for ``'anomalib'``.
+        """
         map_st, map_ae = self.raw_maps(normalized)
-        if bool(self.has_quantiles):
-            qa_st, qb_st, qa_ae, qb_ae = self.quantiles
-            map_st = 0.1 * (map_st - qa_st) / (qb_st - qa_st)
-            map_ae = 0.1 * (map_ae - qa_ae) / (qb_ae - qa_ae)
-        combined = 0.5 * map_st + 0.5 * map_ae
-        if self.pad_maps:
-            combined, map_st, map_ae = (F.pad(m, (4, 4, 4, 4))
-                                        for m in (combined, map_st, map_ae))
-        return combined, map_st, map_ae
+        return postprocess_maps(
+            map_st, map_ae,
+            self.quantiles if bool(self.has_quantiles) else None,
+            order=self.map_postprocess, pad=self.pad_maps,
+            image_size=normalized.shape[-2:])
 
     # ------------------------------------------------------------------
     # mmengine interface
@@ -434,18 +564,48 @@ class EfficientAD(BaseModel):
         losses['loss_stae'] = (ae - student[n:2 * n, c:]).pow(2).mean()
         return losses
 
+    def map_and_score(self, combined: Tensor, shape: Sequence[int]
+                      ) -> Tuple[Tensor, Tensor]:
+        """One image's anomaly map at ``shape`` and its score (see
+        :meth:`predict`).
+
+        Args:
+            combined (Tensor): (1, h, w) combined map of
+                :meth:`anomaly_maps`.
+            shape (Sequence[int]): (H0, W0) of the original image.
+
+        Returns:
+            tuple[Tensor, Tensor]: The (H0, W0) map and the score (shape
+            ()).
+        """
+        shape = tuple(int(s) for s in shape[:2])
+        if tuple(combined.shape[-2:]) == shape:
+            anomaly_map = combined[0]
+        else:
+            anomaly_map = F.interpolate(combined[None], size=shape,
+                                        mode='bilinear')[0, 0]
+        scored = combined if self.map_postprocess == 'anomalib' \
+            else anomaly_map
+        return anomaly_map, scored.amax()
+
     @torch.no_grad()
     def predict(self, inputs: Tensor,
                 data_samples: Optional[List[BaseDataElement]] = None
                 ) -> List[BaseDataElement]:
-        """Anomaly map at each image's ``ori_shape`` and its maximum as the
-        image score (``pred_score``; ``pred_label`` with
-        ``test_cfg.score_threshold``).
+        """Anomaly map at each image's ``ori_shape`` and the image score
+        ``pred_score`` (``pred_label`` with ``test_cfg.score_threshold``).
+
+        The score is the maximum of the map resized to the image, as the
+        reference of ``map_postprocess`` defines it: ``'nelson1425'``: of
+        ``anomaly_map`` itself (the map bilinearly resized from the PDN
+        resolution to ``ori_shape``); ``'anomalib'``: of the map at the
+        network input, which ``anomaly_map`` then resizes to ``ori_shape``
+        (the same map when the two sizes agree).
 
         Returns:
             list[BaseDataElement]: The samples with ``anomaly_map`` (H0, W0),
-            ``pred_score`` (shape ()), ``map_st`` and ``map_ae`` (at the PDN
-            resolution).
+            ``pred_score`` (shape ()), ``map_st`` and ``map_ae`` (as
+            :meth:`anomaly_maps` returns them).
         """
         combined, map_st, map_ae = self.inference_maps(inputs)
         if data_samples is None:
@@ -454,10 +614,8 @@ class EfficientAD(BaseModel):
         for i, sample in enumerate(data_samples):
             shape = tuple(sample.metainfo.get('ori_shape',
                                               inputs.shape[-2:]))[:2]
-            anomaly_map = F.interpolate(combined[i:i + 1], size=shape,
-                                        mode='bilinear')[0, 0]
-            sample.anomaly_map = anomaly_map
-            sample.pred_score = combined[i].amax()
+            sample.anomaly_map, sample.pred_score = self.map_and_score(
+                combined[i], shape)
             sample.map_st = map_st[i, 0]
             sample.map_ae = map_ae[i, 0]
             if threshold is not None:

@@ -31,17 +31,29 @@ run twice).
 Mapping of nelson1425's ``nn.Sequential`` indices (the ReLU, pooling and
 upsampling layers between them hold no parameters):
 
-====================  ===========================================
-PDN-S / PDN-M         ``0 3 6 8 [10 12]`` -> ``conv1 .. conv4 [conv5 conv6]``
-autoencoder encoder   ``0 2 4 6 8 10`` -> ``encoder.enconv1 .. 6``
-autoencoder decoder   ``12 15 18 21 24 27 30 32`` -> ``decoder.deconv1 .. 8``
-====================  ===========================================
+=====================  ===========================================
+PDN-S / PDN-M          ``0 3 6 8 [10 12]`` -> ``conv1 .. conv4 [conv5 conv6]``
+autoencoder encoder    ``0 2 4 6 8 10`` -> ``encoder.enconv1 .. 6``
+autoencoder decoder    ``12 16 20 24 28 32 36 38`` -> ``decoder.deconv1 .. 8``
+decoder (a44786c)      ``12 15 18 21 24 27 30 32`` -> ``decoder.deconv1 .. 8``
+=====================  ===========================================
+
+nelson1425's ``common.py`` added a ``Dropout(0.2)`` after each of the first
+six decoder ReLUs in commit b970d54 (2023-05-09), which moved the decoder
+indices; ``autoencoder_final.pth`` files of the first version (a44786c,
+2023-04-29) have the old ones. :func:`convert_autoencoder` tells the two
+apart by the indices present.
+
+Map post-processing differs between the sources (``EfficientAD``'s
+``map_postprocess``); :func:`efficientad_model_args` gives the
+:class:`EfficientAD` arguments a converted checkpoint needs.
 
 Note:
-    nelson1425's decoder has no dropout and resizes to sizes fixed for
-    256x256 inputs; densekit's (the paper's, as anomalib's) has dropout 0.2
-    after the first six convolutions and derives the sizes from the input.
-    In eval mode at 256x256 the outputs are the same.
+    nelson1425's decoder resizes to sizes fixed for 256x256 inputs;
+    densekit's (as anomalib's) derives them from the input. Both have
+    dropout 0.2 after the first six decoder convolutions (the first
+    nelson1425 version had none), so in eval mode at 256x256 the outputs
+    are the same.
 """
 import re
 from collections import OrderedDict
@@ -58,20 +70,38 @@ from densekit.models.utils.checkpoint import (read_checkpoint_file,
                                               unwrap_state_dict)
 
 __all__ = [
-    'NELSON_PDN_CONVS', 'NELSON_AE_CONVS', 'convert_pdn',
-    'convert_autoencoder', 'convert_nelson_efficientad',
+    'NELSON_PDN_CONVS', 'NELSON_AE_CONVS', 'NELSON_AE_CONVS_NO_DROPOUT',
+    'convert_pdn', 'convert_autoencoder', 'convert_nelson_efficientad',
     'convert_anomalib_efficientad', 'efficientad_arch',
-    'teacher_state_dict', 'load_teacher_checkpoint'
+    'efficientad_model_args', 'teacher_state_dict', 'load_teacher_checkpoint'
 ]
 
 # nn.Sequential index of conv{i + 1} in get_pdn_small / get_pdn_medium
 NELSON_PDN_CONVS = (0, 3, 6, 8, 10, 12)
-# nn.Sequential index -> densekit name in get_autoencoder
-NELSON_AE_CONVS = OrderedDict(
-    [(idx, f'encoder.enconv{i + 1}')
-     for i, idx in enumerate((0, 2, 4, 6, 8, 10))] +
-    [(idx, f'decoder.deconv{i + 1}')
-     for i, idx in enumerate((12, 15, 18, 21, 24, 27, 30, 32))])
+_NELSON_ENCODER_CONVS = (0, 2, 4, 6, 8, 10)
+
+
+def _nelson_ae_convs(decoder_indices) -> 'OrderedDict[int, str]':
+    return OrderedDict(
+        [(idx, f'encoder.enconv{i + 1}')
+         for i, idx in enumerate(_NELSON_ENCODER_CONVS)] +
+        [(idx, f'decoder.deconv{i + 1}')
+         for i, idx in enumerate(decoder_indices)])
+
+
+# nn.Sequential index -> densekit name in get_autoencoder: the current
+# common.py (since b970d54, 2023-05-09: Upsample, Conv, ReLU, Dropout per
+# decoder stage) ...
+NELSON_AE_CONVS = _nelson_ae_convs((12, 16, 20, 24, 28, 32, 36, 38))
+# ... and the first version (a44786c, 2023-04-29: no Dropout)
+NELSON_AE_CONVS_NO_DROPOUT = _nelson_ae_convs(
+    (12, 15, 18, 21, 24, 27, 30, 32))
+_NELSON_AE_LAYOUTS = (
+    ('nelson1425 nn.Sequential autoencoder (with decoder dropout, since '
+     '2023-05-09)', NELSON_AE_CONVS),
+    ('nelson1425 nn.Sequential autoencoder (no decoder dropout, before '
+     '2023-05-09)', NELSON_AE_CONVS_NO_DROPOUT),
+)
 # the inputs of both implementations are ImageNet-normalised RGB
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -183,13 +213,35 @@ def _pdn_size(converted: Mapping[str, Tensor]) -> str:
         'neither PDN-S (conv1..conv4) nor PDN-M (conv1..conv6)')
 
 
+def _nelson_ae_layout(state_dict: Mapping[str, Tensor]
+                      ) -> Tuple[str, 'OrderedDict[int, str]']:
+    """Which ``get_autoencoder`` version a Sequential state dict is: the
+    decoder indices only one of them has decide (the current one ends at
+    38, the first at 32)."""
+    indices = {int(m.group(1)) for m in map(_SEQUENTIAL_KEY.match,
+                                            state_dict) if m}
+    shared = set(NELSON_AE_CONVS) & set(NELSON_AE_CONVS_NO_DROPOUT)
+    found = [(layout, convs) for layout, convs in _NELSON_AE_LAYOUTS
+             if indices & (set(convs) - shared)]
+    if len(found) == 1:
+        return found[0]
+    names = '; '.join(
+        f'{layout}: {sorted(convs)}' for layout, convs in _NELSON_AE_LAYOUTS)
+    raise KeyError(
+        'convert_autoencoder: the nn.Sequential indices '
+        f'{sorted(indices)} are '
+        + ('of both' if found else 'of neither')
+        + f' nelson1425 autoencoder layout ({names})')
+
+
 def convert_autoencoder(state_dict: StateDictLike) -> Dict[str, Tensor]:
     """The autoencoder's weights in densekit's
     :class:`EfficientADAutoencoder` keys.
 
     Args:
         state_dict (dict | nn.Module): nelson1425's ``get_autoencoder()``
-            ``nn.Sequential`` (indices, see the module docstring), or
+            ``nn.Sequential`` of either version (indices, see the module
+            docstring), or
             anomalib's / densekit's ``encoder.enconv{i}`` /
             ``decoder.deconv{i}`` keys (returned unchanged).
 
@@ -197,18 +249,19 @@ def convert_autoencoder(state_dict: StateDictLike) -> Dict[str, Tensor]:
         dict: ``encoder.enconv1.weight`` ... ``decoder.deconv8.bias``.
 
     Raises:
-        KeyError: keys in neither layout.
+        KeyError: keys in neither layout, or Sequential indices of neither
+            (or both) nelson1425 versions.
         ValueError: some of the 14 convolutions are absent.
     """
     state_dict = unwrap_state_dict(state_dict, 'convert_autoencoder')
     if _is_sequential(state_dict):
-        layout = 'nelson1425 nn.Sequential autoencoder'
+        layout, convs = _nelson_ae_layout(state_dict)
 
         def convert_key(key):
             match = _SEQUENTIAL_KEY.match(key)
-            if not match or int(match.group(1)) not in NELSON_AE_CONVS:
+            if not match or int(match.group(1)) not in convs:
                 return None
-            return f'{NELSON_AE_CONVS[int(match.group(1))]}.{match.group(2)}'
+            return f'{convs[int(match.group(1))]}.{match.group(2)}'
     else:
         layout = 'anomalib / densekit autoencoder (encoder.enconv1 ...)'
 
@@ -270,6 +323,48 @@ def efficientad_arch(state_dict: Mapping[str, Tensor]) -> Tuple[str, int]:
     return size, int(teacher[last].shape[0])
 
 
+def efficientad_model_args(state_dict: Mapping[str, Tensor],
+                           source: str,
+                           hyper_parameters: Optional[Mapping] = None
+                           ) -> Dict[str, object]:
+    """The :class:`EfficientAD` arguments that give a converted checkpoint
+    its source's maps and scores.
+
+    Args:
+        state_dict (dict): A converted state dict.
+        source (str): ``'nelson'`` (:func:`convert_nelson_efficientad`) or
+            ``'anomalib'`` (:func:`convert_anomalib_efficientad`).
+        hyper_parameters (dict, optional): anomalib's Lightning
+            ``hyper_parameters`` (``padding``, ``pad_maps``); absent keys
+            take anomalib's defaults (False, True).
+
+    Returns:
+        dict: ``model_size``, ``out_channels``, ``map_postprocess``
+        (``'nelson1425'`` or ``'anomalib'``) and, for anomalib, ``padding``
+        and ``pad_maps``.
+
+    Examples:
+        >>> efficientad_model_args(state, 'anomalib', {'padding': True})
+        ... # doctest: +SKIP
+        {'model_size': 'S', 'out_channels': 384, 'map_postprocess':
+         'anomalib', 'padding': True, 'pad_maps': True}
+    """
+    if source not in ('nelson', 'anomalib'):
+        raise ValueError(f"efficientad_model_args: source must be 'nelson' "
+                         f"or 'anomalib', got {source!r}")
+    size, channels = efficientad_arch(state_dict)
+    args: Dict[str, object] = dict(model_size=size, out_channels=channels)
+    if source == 'nelson':
+        # efficientad.py: unpadded PDNs, maps normalised, then padded
+        args['map_postprocess'] = 'nelson1425'
+        return args
+    hyper_parameters = hyper_parameters or {}
+    args.update(map_postprocess='anomalib',
+                padding=bool(hyper_parameters.get('padding', False)),
+                pad_maps=bool(hyper_parameters.get('pad_maps', True)))
+    return args
+
+
 def convert_nelson_efficientad(teacher: StateDictLike,
                                student: StateDictLike,
                                autoencoder: StateDictLike,
@@ -325,13 +420,13 @@ def convert_anomalib_efficientad(checkpoint) -> Dict[str, Tensor]:
             or absent ``mean_std`` / ``quantiles`` entries.
 
     Note:
-        anomalib takes the quantiles of the maps after padding them by 4 px
-        and resizing them to the image, densekit (as the paper and
-        nelson1425) of the maps at the PDN resolution, so the imported
-        values are close to, not equal to, what ``EfficientADStatsHook``
-        computes (and uses in ``tools/test.py``). anomalib's ``padding``
-        option is not stored in the weights: with ``padding=True`` set
-        ``model.padding=True``.
+        anomalib pads and resizes the raw maps before normalising them (and
+        takes its quantiles on those maps): the model needs
+        ``map_postprocess='anomalib'`` to give anomalib's maps and scores,
+        and to recompute the quantiles (``EfficientADStatsHook``) as anomalib
+        does. anomalib's ``padding`` and ``pad_maps`` options are not stored
+        in the weights: :func:`efficientad_model_args` reads them from the
+        Lightning checkpoint's ``hyper_parameters``.
     """
     owner = 'convert_anomalib_efficientad'
     state_dict = unwrap_state_dict(checkpoint, owner)

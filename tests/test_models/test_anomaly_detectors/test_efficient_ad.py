@@ -10,7 +10,8 @@ from mmengine.structures import BaseDataElement
 
 import densekit.models  # noqa: F401  (registers)
 from densekit.models.anomaly_detectors.efficient_ad import (
-    EfficientAD, _quantile, hard_feature_loss, random_color_augment)
+    EfficientAD, _quantile, hard_feature_loss, postprocess_maps,
+    random_color_augment)
 from densekit.models.layers.patch_description_network import (
     EfficientADAutoencoder, PatchDescriptionNetwork)
 from densekit.registry import MODELS
@@ -204,7 +205,13 @@ def test_map_quantiles_and_prediction():
     assert out[1].anomaly_map.shape == (256, 256)
     combined, map_st, map_ae = model._forward(torch.cat(batches))
     assert combined.shape == (2, 1, 64, 64)  # 56 + 2 x 4 padding
-    torch.testing.assert_close(out[0].pred_score, combined[0].amax())
+    # the score is the maximum of the map resized to the image (as
+    # nelson1425's and anomalib's; it was the 64x64 map's maximum before)
+    resized = F.interpolate(combined[:1], size=(300, 200), mode='bilinear')
+    torch.testing.assert_close(out[0].anomaly_map, resized[0, 0])
+    torch.testing.assert_close(out[0].pred_score, resized.amax())
+    torch.testing.assert_close(out[1].pred_score, F.interpolate(
+        combined[1:], size=(256, 256), mode='bilinear').amax())
     # normalised maps: 0.9 quantile -> 0, 0.995 -> 0.1 (local map, inside)
     inner = map_st[:, :, 4:-4, 4:-4].flatten()
     assert abs(float(torch.quantile(inner, 0.9))) < 1e-4
@@ -212,9 +219,74 @@ def test_map_quantiles_and_prediction():
                                                                 abs=1e-4)
     torch.testing.assert_close(combined, 0.5 * map_st + 0.5 * map_ae)
     model.test_cfg['score_threshold'] = float(out[0].pred_score)
+    # (the same ori_shape as out[0]: the score is taken at the image size)
     labelled = model.predict(batches[0], [BaseDataElement(metainfo=dict(
-        ori_shape=(256, 256)))])
+        ori_shape=(300, 200)))])
     assert int(labelled[0].pred_label) == 1
+
+
+def test_postprocess_maps_orders():
+    """Hand-checkable: a 2x2 raw map of 1s with quantiles qa = 0.5,
+    qb = 1.5, so 1 -> 0.05 and the padding's 0 -> -0.05."""
+    raw = torch.ones(1, 1, 2, 2)
+    q = torch.tensor([0.5, 1.5, 0.5, 1.5])
+    combined, map_st, map_ae = postprocess_maps(raw, 2 * raw, q)
+    assert combined.shape == map_st.shape == (1, 1, 10, 10)
+    # nelson1425: normalise (0.05 and 0.15), average (0.1), pad with 0
+    torch.testing.assert_close(combined[0, 0, 4:6, 4:6],
+                               torch.full((2, 2), 0.1))
+    assert float(combined[0, 0, 0, 0]) == 0
+    assert float(map_ae[0, 0, 5, 5]) == pytest.approx(0.15)
+    # anomalib: pad the raw maps with 0, resize to the input, normalise:
+    # the border is (0 - 0.5) * 0.1 and the image is 20x20
+    combined, map_st, _ = postprocess_maps(raw, 2 * raw, q, order='anomalib',
+                                           image_size=(20, 20))
+    assert combined.shape == (1, 1, 20, 20)
+    assert float(map_st[0, 0, 0, 0]) == pytest.approx(-0.05)
+    assert float(combined[0, 0, 0, 0]) == pytest.approx(-0.05)
+    assert float(combined[0, 0, 9:11, 9:11].max()) == pytest.approx(0.1)
+    # without padding the orders agree (bilinear resizing is affine)
+    st, ae = torch.rand(1, 1, 3, 3), torch.rand(1, 1, 3, 3)
+    nelson = postprocess_maps(st, ae, q, pad=False)[0]
+    anomalib = postprocess_maps(st, ae, q, order='anomalib', pad=False,
+                                image_size=(7, 8))[0]
+    torch.testing.assert_close(anomalib, F.interpolate(
+        nelson, size=(7, 8), mode='bilinear'))
+    with pytest.raises(ValueError, match="order must be one of "
+                       r"\('nelson1425', 'anomalib'\), got 'paper'"):
+        postprocess_maps(raw, raw, q, order='paper')
+    with pytest.raises(ValueError, match='needs image_size'):
+        postprocess_maps(raw, raw, q, order='anomalib')
+
+
+def test_map_postprocess_option():
+    nelson = EfficientAD(allow_random_teacher=True).eval()
+    assert nelson.map_postprocess == 'nelson1425' and nelson.pad_maps
+    # nelson1425's order pads only unpadded PDNs' maps, anomalib always
+    assert not EfficientAD(padding=True, allow_random_teacher=True).pad_maps
+    padded = EfficientAD(padding=True, map_postprocess='anomalib',
+                         allow_random_teacher=True).eval()
+    assert padded.pad_maps
+    assert not EfficientAD(padding=True, pad_maps=False,
+                           map_postprocess='anomalib').pad_maps
+    with pytest.raises(ValueError, match="map_postprocess must be one of "
+                       r"\('nelson1425', 'anomalib'\), got 'anomalib2'"):
+        EfficientAD(map_postprocess='anomalib2')
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 256, 256)
+    with torch.no_grad():
+        combined, map_st, map_ae = padded._forward(x)
+        raw_st, raw_ae = padded.raw_maps(padded.normalize_inputs(x))
+        sample = padded.predict(x, [BaseDataElement(
+            metainfo=dict(ori_shape=(300, 320)))])[0]
+    # anomalib, padding=True: 64x64 maps, padded to 72, resized to 256
+    assert raw_st.shape == (1, 1, 64, 64)
+    assert combined.shape == map_st.shape == (1, 1, 256, 256)
+    torch.testing.assert_close(map_st, F.interpolate(
+        F.pad(raw_st, (4, 4, 4, 4)), size=(256, 256), mode='bilinear'))
+    # the score is the input-size map's maximum, the map resized further
+    torch.testing.assert_close(sample.pred_score, combined.amax())
+    assert sample.anomaly_map.shape == (300, 320)
 
 
 def test_bad_input_and_warnings():
