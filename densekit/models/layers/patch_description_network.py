@@ -106,8 +106,8 @@ class EfficientADAutoencoder(nn.Module):
     seven after a bilinear resize to the sizes the paper lists for 256x256
     (3, 8, 15, 32, 63, 127, then the PDN's output size), written here as
     functions of the input size as anomalib does, and dropout 0.2 after the
-    first six (the paper's decoder; nelson1425's re-implementation omits
-    it).
+    first six (the paper's decoder; nelson1425's re-implementation has it
+    since May 2023, its first version omitted it).
 
     Args:
         out_channels (int): Output channels (384, the teacher's).
