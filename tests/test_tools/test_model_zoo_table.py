@@ -68,3 +68,27 @@ def test_generator_on_a_small_selection(zoo, tmp_path, capsys):
     assert '64x64' in text
     assert zoo.main(['--out', str(out), '--configs', 'configs/det/nope.py',
                      '--no-backbones']) == 2
+
+
+def test_smt_s_figures_agree_everywhere(zoo):
+    """SMT-S has three parameter counts (paper 20.5M, official definition
+    22.55M, densekit 22.55M): published_figures.py, the SMT class, the
+    generator's note and the committed table state the same ones."""
+    from densekit.models.backbones.smt import SMT
+    paper = zoo.PUBLISHED[('SMT', 'S')]['imagenet']['params_m']
+    assert paper == SMT.official_params['S'] / 1e6 == 20.5
+    assert SMT.official_build_params['S'] / 1e6 == 22.55
+    phrase = zoo.smt_s_figures([dict(backbone=('SMT', 'S'),
+                                     params_m=22.550952)])
+    assert phrase.startswith('SMT-S: 20.5M in the paper') and \
+        '22.55M built by the official `smt_s` definition' in phrase and \
+        '22.55M built by densekit' in phrase
+    with open(osp.join(ROOT, 'docs', 'model_zoo.md')) as f:
+        text = f.read()
+    assert phrase in text
+    row = next(line for line in text.splitlines()
+               if line.startswith('| SMT | S |'))
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    measured, published = float(cells[3]), float(cells[6])
+    assert published == paper
+    assert cells[7] == f'{(measured - paper) / paper * 100:+.1f}%'

@@ -305,9 +305,12 @@ class EdgeNeXt(BaseBackbone):
             (official 1e-6; the official SDTA blocks ignore the argument and
             always use 1e-6). Defaults to 1e-6.
         out_norm (bool): Add the per-output LayerNorms. Defaults to True.
-        init_cfg (dict, optional): e.g. ``dict(type='Pretrained',
-            checkpoint=...)`` with a file converted by
-            ``tools/model_converters/edgenext_to_densekit.py``.
+        init_cfg (dict, optional): ``dict(type='Pretrained',
+            checkpoint=...)`` takes an official checkpoint (its ``model``
+            weights, converted on the fly by :func:`convert_edgenext`; the
+            per-output norms ``norm{i}`` stay initialised) or a densekit one
+            (from ``tools/model_converters/edgenext_to_densekit.py``, or a
+            detector's with ``prefix='backbone.'``).
 
     Note:
         Inputs of any size work: the stem and every downsampling layer
@@ -432,6 +435,12 @@ class EdgeNeXt(BaseBackbone):
         """Stage ``index``'s map through its ``norm{index}`` (unless
         ``out_norm=False``), shape unchanged."""
         return getattr(self, f'norm{index}')(x) if self.out_norm else x
+
+    def convert_pretrained(self, state_dict):
+        """Official ImageNet layout -> ours (``init_cfg`` ``Pretrained``
+        goes through :meth:`BaseBackbone.init_weights`); densekit state
+        dicts pass unchanged."""
+        return convert_edgenext(state_dict)
 
 
 class EdgeNeXtClassifier(nn.Module):

@@ -57,6 +57,7 @@ from mmseg.models.backbones.vit import TransformerEncoderLayer
 from torch import Tensor
 
 from densekit.registry import MODELS
+from densekit.models.layers.std_conv2d import StdConv2d  # noqa: F401
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
@@ -191,9 +192,11 @@ class ResNetViT(BaseBackbone):
             ``8b``, ``16b``). Defaults to 64.
         stage_blocks (Sequence[int]): Bottlenecks per CNN stage (R50 with
             stage 4 folded into stage 3). Defaults to (3, 4, 9).
-        conv_cfg (dict): Convolutions of the ResNet; mmcv's ``ConvWS``
-            standardises each filter (see Note). Defaults to
-            ``dict(type='ConvWS')``.
+        conv_cfg (dict): Convolutions of the ResNet, each filter
+            standardised on every forward (see Note). Defaults to
+            ``dict(type='densekit.StdConv2d')``, the official formula;
+            ``dict(type='ConvWS')`` is mmcv's variant (densekit's former
+            default).
         norm_cfg (dict): Norm of the root and the bottlenecks. Defaults to
             ``dict(type='GN', num_groups=32, eps=1e-6)``.
         per_channel_proj_norm (bool): The projection shortcuts' norm is
@@ -220,13 +223,16 @@ class ResNetViT(BaseBackbone):
             loads through :meth:`convert_pretrained`.
 
     Note:
-        mmcv's ``ConvWS`` divides by ``std + 1e-5`` (unbiased std), the
-        official ``StdConv2d`` by ``sqrt(var + 1e-5)`` (biased variance).
-        The unbiased/biased factor is the same for every filter of a conv
-        and the GroupNorm after each conv removes it; the eps placement
-        changes each filter's scale by about ``5e-6 / var`` (well under 1%
-        for the released weights), which fine-tuning absorbs. Outputs are
-        not bit-identical to the official model.
+        The default :class:`densekit.models.layers.StdConv2d` standardises
+        as the official ``StdConv2d`` does, ``(w - mean) / sqrt(var +
+        1e-5)`` with the biased variance, so the converted
+        ``R50+ViT-B_16.npz`` gives the official outputs. mmcv's ``ConvWS``
+        (``conv_cfg=dict(type='ConvWS')``) divides by ``std + 1e-5`` with
+        the unbiased std instead: the unbiased/biased factor is constant
+        per conv and the GroupNorms after the convs remove it, but the eps
+        placement rescales each filter by about ``5e-6 / var``; on the same
+        weights the logits then differ by ~7e-4 relative and some class
+        maps change.
 
     Examples:
         >>> model = ResNetViT(img_size=64, stem_channels=32, base_channels=8,
@@ -248,7 +254,7 @@ class ResNetViT(BaseBackbone):
                  stem_channels: int = 64,
                  base_channels: int = 64,
                  stage_blocks: Sequence[int] = (3, 4, 9),
-                 conv_cfg: Optional[dict] = dict(type='ConvWS'),
+                 conv_cfg: Optional[dict] = dict(type='densekit.StdConv2d'),
                  norm_cfg: dict = dict(type='GN', num_groups=32, eps=1e-6),
                  per_channel_proj_norm: bool = True,
                  embed_dims: int = 768,

@@ -459,10 +459,23 @@ class TransNeXtStage(nn.Module):
     def attention_inputs(self, hw: Tuple[int, int], device
                          ) -> Tuple[Tensor, Optional[Tensor]]:
         """Length scale and padding mask for an (H, W) map (official
-        detection ``forward_features``)."""
+        detection ``forward_features``).
+
+        Returns:
+            tuple[Tensor, Tensor | None]: ``seq_length_scale``, a 0-dim
+            float64 ``log(H * W)`` for the global-attention stage (the
+            official ``classification/transnext.py`` ``Attention`` stores
+            ``torch.as_tensor(np.log(H * W))``, a float64 buffer; the
+            detection/segmentation copies take ``torch.log`` of an integer
+            tensor, i.e. the default dtype; a 0-dim tensor does not promote
+            float32 or half activations, so only float64 runs see the
+            difference) or an (N, 1) float32 ``log(n_local + n_pool)`` (as
+            the official ``np.log`` of float32 window counts), and the
+            (N, window**2) padding mask (None for global attention).
+        """
         if self.sr_ratio == 1:
-            return torch.log(torch.tensor(float(hw[0] * hw[1]),
-                                          device=device)), None
+            return torch.tensor(math.log(hw[0] * hw[1]), dtype=torch.float64,
+                                device=device), None
         pool_len = max(hw[0] // self.sr_ratio, 1) * \
             max(hw[1] // self.sr_ratio, 1)
         length, mask = local_length_and_mask(hw, self.window_size, device)

@@ -20,9 +20,13 @@ class CBYOLODetector(CBAssistantSupervisionMixin, YOLODetector):
         backbone, neck, bbox_head, train_cfg, test_cfg, data_preprocessor,
             init_cfg: as :class:`densekit.YOLODetector`; the CBFPN's
             ``in_channels`` are filled from the CBNet's ``out_channels``.
-        loss_weights (Sequence[float], optional): One weight per backbone,
-            lead last. Defaults to 0.5 per assisting backbone, 1 for the
-            lead.
+        loss_weights (str | Sequence[float], optional): One weight per
+            backbone, lead last, or a rule name of ``LOSS_WEIGHT_RULES``
+            (``cb_assistant_supervision.py``).
+            Defaults to None, i.e. ``'paper'``: 0.5 per assisting backbone,
+            1 for the lead (the official CBNetV2 has no single-stage
+            assistant supervision to follow; its two-stage rule is
+            ``'official'``).
     """
 
     def __init__(self,
@@ -33,7 +37,7 @@ class CBYOLODetector(CBAssistantSupervisionMixin, YOLODetector):
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 loss_weights: Optional[Sequence[float]] = None,
+                 loss_weights: Union[None, str, Sequence[float]] = None,
                  init_cfg=None) -> None:
         super().__init__(backbone=backbone, neck=neck, bbox_head=bbox_head,
                          train_cfg=train_cfg, test_cfg=test_cfg,

@@ -28,3 +28,6 @@ from .corner_pool import CornerPool, directional_pool  # noqa: E402
 
 __all__ += ['BVRAttentionDecoder', 'BVRLocationEmbedding', 'CornerPool',
             'directional_pool']
+from .std_conv2d import StdConv2d, standardize_weight  # noqa: E402
+
+__all__ += ['StdConv2d', 'standardize_weight']

@@ -237,6 +237,9 @@ def _fourier(sd, p, b, h, w):  # the official cumsum formulation
     py = torch.stack((py[..., 0::2].sin(), py[..., 1::2].cos()),
                      dim=4).flatten(3)
     pos = torch.cat((py, px), dim=3).permute(0, 3, 1, 2)
+    # the official features are float32; a float64 token_projection needs
+    # them cast (the official module would fail on float64 weights)
+    pos = pos.to(sd[p + 'weight'].dtype)
     return F.conv2d(pos, sd[p + 'weight'], sd[p + 'bias'])
 
 
@@ -362,3 +365,48 @@ def test_pretrained_init_cfg_and_tool(tmp_path):
                        official['stages.2.5.xca.qkv.weight'])
     assert torch.equal(model.stages[0].downsample.conv.weight,
                        official['downsample_layers.0.0.weight'])
+
+
+def test_init_cfg_converts_the_raw_official_checkpoint(tmp_path):
+    """``init_cfg=dict(type='Pretrained')`` on the official file itself (the
+    train-checkpoint wrapper with ``model``/``model_ema``, 1000-class head,
+    official keys as in :func:`official_state_dict`), converted on the fly
+    like the other zoo backbones; float64 stage outputs equal the official
+    forward."""
+    official = official_state_dict('xxs', num_classes=1000)
+    path = tmp_path / 'edgenext_xx_small.pth'
+    torch.save({'model': official,
+                'model_ema': official_state_dict('xxs', 1000, seed=5),
+                'epoch': 299}, path)
+    model = MODELS.build(dict(
+        type='densekit.EdgeNeXt', arch='xxs', out_norm=False,
+        init_cfg=dict(type='Pretrained', checkpoint=str(path))))
+    model.init_weights()
+    assert torch.equal(model.stages[2].blocks[5].attn.qkv.weight,
+                       official['stages.2.5.xca.qkv.weight'])
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64,
+                   generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref_feats, _ = official_forward(
+            {k: v.double() for k, v in official.items()}, x, 'xxs')
+        feats = model.double().eval()(x)
+    diff = max((f - r).abs().max().item() for f, r in zip(feats, ref_feats))
+    print(f'EdgeNeXt from the raw official checkpoint vs official forward '
+          f'(float64): max |diff| {diff:.3e}')
+    for feat, ref in zip(feats, ref_feats):
+        torch.testing.assert_close(feat, ref, rtol=1e-10, atol=1e-10)
+    # with the per-output norms (the default): only those stay initialised
+    dense = MODELS.build(dict(
+        type='densekit.EdgeNeXt', arch='xxs',
+        init_cfg=dict(type='Pretrained', checkpoint=str(path))))
+    norm = dense.norm3.weight.detach().clone()
+    dense.init_weights()
+    assert torch.equal(dense.norm3.weight, norm)
+    for key, value in model.state_dict().items():
+        assert torch.equal(dense.state_dict()[key].double(), value), key
+    # a file of another arch is refused, not loaded partially
+    other = MODELS.build(dict(
+        type='densekit.EdgeNeXt', arch='s',
+        init_cfg=dict(type='Pretrained', checkpoint=str(path))))
+    with pytest.raises(ValueError, match='other shapes'):
+        other.init_weights()

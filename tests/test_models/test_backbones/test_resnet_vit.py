@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from densekit.models.backbones import ResNetViT, convert_resnet_vit
 from densekit.models.backbones.resnet_vit import resize_pos_embed
+from densekit.models.layers import StdConv2d
 
 TINY = dict(img_size=64, stem_channels=16, base_channels=8,
             stage_blocks=(1, 2, 1),
@@ -59,12 +60,16 @@ def test_padding_zero_max_pool_and_padded_skip():
     assert skip[..., :, 15].abs().sum() == 0
 
 
-def test_stride_on_3x3_conv_ws_and_group_norms():
+def test_stride_on_3x3_std_conv_and_group_norms():
     model = tiny()
     block = model.stages[2][0]
     assert block.conv1.stride == (1, 1) and block.conv2.stride == (2, 2)
-    assert type(block.conv2).__name__ == 'ConvWS2d'
-    assert type(model.stages[0].conv).__name__ == 'ConvWS2d'
+    # the official weight standardisation everywhere, shortcuts included
+    for conv in (block.conv1, block.conv2, block.conv3,
+                 block.downsample[0], model.stages[0].conv):
+        assert type(conv) is StdConv2d and conv.eps == 1e-5
+    assert type(tiny(conv_cfg=dict(type='ConvWS')).stages[0].conv
+                ).__name__ == 'ConvWS2d'
     assert model.stages[0].conv.kernel_size == (7, 7)
     assert model.stages[0].gn.eps == 1e-6
     assert model.stages[0].gn.num_groups == 8
@@ -143,9 +148,11 @@ def official_npz(model, rng):
     def arr(*shape):
         return rng.standard_normal(shape).astype(np.float32)
 
-    w['conv_root/kernel'] = arr(7, 7, 3, 16)
-    w['gn_root/scale'], w['gn_root/bias'] = arr(16), arr(16)
-    for b, blocks in enumerate(TINY['stage_blocks'], 1):
+    stem = sd['stages.0.conv.weight'].shape[0]
+    w['conv_root/kernel'] = arr(7, 7, 3, stem)
+    w['gn_root/scale'], w['gn_root/bias'] = arr(stem), arr(stem)
+    for b in (1, 2, 3):
+        blocks = len(model.stages[b])
         for u in range(1, blocks + 1):
             pre = f'stages.{b}.{u - 1}.'
             for k in (1, 2, 3):
@@ -158,12 +165,13 @@ def official_npz(model, rng):
                 w[f'block{b}/unit{u}/conv_proj/kernel'] = arr(1, 1, i, o)
                 w[f'block{b}/unit{u}/gn_proj/scale'] = arr(o)
                 w[f'block{b}/unit{u}/gn_proj/bias'] = arr(o)
-    w['embedding/kernel'] = arr(1, 1, 128, C)
+    w['embedding/kernel'] = arr(1, 1, model.stage_channels[3], C)
     w['embedding/bias'] = arr(C)
-    w['Transformer/posembed_input/pos_embedding'] = arr(1, 1 + 16, C)
+    w['Transformer/posembed_input/pos_embedding'] = arr(
+        1, 1 + model.stages[4].pos_embed.shape[1], C)
     w['Transformer/encoder_norm/scale'] = arr(C)
     w['Transformer/encoder_norm/bias'] = arr(C)
-    for i in range(TINY['num_layers']):
+    for i in range(len(model.stages[4].layers)):
         pre = f'Transformer/encoderblock_{i}/'
         att = pre + 'MultiHeadDotProductAttention_1/'
         for n in ('query', 'key', 'value'):
@@ -243,3 +251,121 @@ def test_converter_resizes_the_position_embedding_and_reports_leftovers():
     assert converted['stages.4.pos_embed'].shape == (1, 36, 32)
     assert 'extra/unknown' not in converted
     model.load_state_dict(converted)
+
+
+# -- parity: the hybrid ResNet against the official StdConv2d ResNetV2 -----
+# Restated from Beckschen/TransUNet networks/vit_seg_modeling_resnet_skip.py
+# (StdConv2d, PreActBottleneck, ResNetV2.forward and their load_from), on
+# the npz arrays directly, so only convert_resnet_vit links the two sides.
+
+def official_std_conv2d(x, kernel, stride=1, padding=0):
+    """``StdConv2d.forward``: biased variance, eps under the square root."""
+    v, m = torch.var_mean(kernel, dim=[1, 2, 3], keepdim=True,
+                          unbiased=False)
+    return F.conv2d(x, (kernel - m) / torch.sqrt(v + 1e-5), None, stride,
+                    padding)
+
+
+def official_resnetv2(npz, x, block_units):
+    """``ResNetV2.forward``: (body output, [skips deepest first])."""
+    def t(key, conv=False):  # np2th, in x's dtype
+        value = npz[key].transpose([3, 2, 0, 1]) if conv else npz[key]
+        return torch.from_numpy(value).to(x.dtype)
+
+    def gn(y, prefix, groups, eps):
+        return F.group_norm(y, groups, t(prefix + '/scale').view(-1),
+                            t(prefix + '/bias').view(-1), eps)
+
+    def unit(y, prefix, stride):  # PreActBottleneck.forward
+        kernel3 = t(prefix + 'conv3/kernel', conv=True)
+        cin, cout = y.shape[1], kernel3.shape[0]
+        residual = y
+        if stride != 1 or cin != cout:  # downsample + GroupNorm(cout, cout)
+            residual = gn(official_std_conv2d(
+                y, t(prefix + 'conv_proj/kernel', conv=True), stride),
+                prefix + 'gn_proj', cout, 1e-5)
+        z = F.relu(gn(official_std_conv2d(
+            y, t(prefix + 'conv1/kernel', conv=True)), prefix + 'gn1', 32,
+            1e-6))
+        z = F.relu(gn(official_std_conv2d(
+            z, t(prefix + 'conv2/kernel', conv=True), stride, 1),
+            prefix + 'gn2', 32, 1e-6))
+        z = gn(official_std_conv2d(z, kernel3), prefix + 'gn3', 32, 1e-6)
+        return F.relu(residual + z)
+
+    b, _, in_size, _ = x.shape
+    x = F.relu(gn(official_std_conv2d(x, t('conv_root/kernel', conv=True),
+                                      2, 3), 'gn_root', 32, 1e-6))
+    features = [x]
+    x = F.max_pool2d(x, kernel_size=3, stride=2, padding=0)
+    for i, units in enumerate(block_units):
+        for u in range(1, units + 1):
+            x = unit(x, f'block{i + 1}/unit{u}/',
+                     2 if (u == 1 and i > 0) else 1)
+        if i == len(block_units) - 1:
+            break
+        right_size = int(in_size / 4 / (i + 1))
+        feat = x
+        if x.shape[2] != right_size:
+            feat = x.new_zeros((b, x.shape[1], right_size, right_size))
+            feat[:, :, :x.shape[2], :x.shape[3]] = x
+        features.append(feat)
+    return x, features[::-1]
+
+
+#: the official widths (cmid = width, cout = 4 width per stage, GN(32))
+PARITY = dict(img_size=64, stem_channels=32, base_channels=32,
+              stage_blocks=(1, 2, 1), embed_dims=32, num_layers=1,
+              num_heads=2)
+
+
+def parity_pair(conv_cfg=None):
+    """A converted model in float64 and the npz it was converted from:
+    random GN scales/biases and conv kernels of std 0.02 (the order of the
+    released weights, where the eps placement matters)."""
+    kwargs = dict(PARITY) if conv_cfg is None else dict(PARITY,
+                                                        conv_cfg=conv_cfg)
+    torch.manual_seed(0)
+    model = ResNetViT(**kwargs)
+    npz = official_npz(model, np.random.default_rng(3))
+    for key in npz:
+        if key.endswith('/kernel') and key.startswith(('conv_root', 'block')):
+            npz[key] = npz[key] * np.float32(0.02)
+    model.load_state_dict(convert_resnet_vit(dict(npz), grid_size=(4, 4)))
+    return model.double().eval(), npz
+
+
+def test_hybrid_resnet_matches_the_official_std_conv_resnetv2():
+    model, npz = parity_pair()
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64,
+                   generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        body, (skip8, skip4, skip2) = official_resnetv2(
+            npz, x, PARITY['stage_blocks'])
+        model.out_indices = (0, 1, 2, 3)  # the CNN stages
+        ours = model(x)
+    diffs = [(a - b).abs().max().item()
+             for a, b in zip(ours, (skip2, skip4, skip8, body))]
+    scale = max(t.abs().max().item() for t in (skip2, skip4, skip8, body))
+    print(f'official StdConv2d ResNetV2 vs ResNetV2 stages (float64): max '
+          f'|diff| per stride 2/4/8/16 {diffs} (outputs up to {scale:.2f})')
+    for a, b in zip(ours, (skip2, skip4, skip8, body)):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_mmcv_conv_ws_option_is_not_the_official_standardisation():
+    """``conv_cfg=dict(type='ConvWS')`` (unbiased std + eps) stays
+    available but differs from the official model on the same weights."""
+    model, npz = parity_pair(conv_cfg=dict(type='ConvWS'))
+    model.out_indices = (3, )
+    x = torch.rand(1, 3, 64, 64, dtype=torch.float64,
+                   generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        body, _ = official_resnetv2(npz, x, PARITY['stage_blocks'])
+        ours, = model(x)
+    diff = (ours - body).abs().max().item()
+    rel = diff / body.abs().max().item()
+    print(f'ConvWS option vs official (float64): max |diff| {diff:.3e} '
+          f'({rel:.2e} of the largest output)')
+    assert rel > 1e-4

@@ -31,6 +31,13 @@ OFFICIAL_PARAMS_M = {'T': 11.5, 'S': 20.5, 'B': 32.0, 'L': 80.5}
 # off. T, B and L match to 0.3%.
 OFFICIAL_CODE_PARAMS_M = {'S': 22.55}
 
+
+def test_published_and_official_build_counts_are_recorded():
+    assert {a: v / 1e6 for a, v in SMT.official_params.items()} == \
+        OFFICIAL_PARAMS_M
+    assert {a: v / 1e6 for a, v in SMT.official_build_params.items()} == \
+        OFFICIAL_CODE_PARAMS_M
+
 _COMMON = dict(ca_num_heads=(4, 4, 4, -1), sa_num_heads=(-1, -1, 8, 16),
                ca_attentions=(1, 1, 1, 0))
 # official smt_t / smt_s / smt_b / smt_l (models/smt.py)

@@ -327,3 +327,111 @@ def test_relative_position_cpb_equals_unique_over_all_pairs(query, key,
     index, table = relative_position_cpb(query, key, pretrain)
     torch.testing.assert_close(table, ref_table)
     assert torch.equal(index, ref_index)
+
+
+# -- float64 parity of the length-scaled attention -------------------------
+# Restated from DaiShiResearch/TransNeXt classification/transnext.py
+# (get_relative_position_cpb, Attention.__init__/forward) and
+# classification/attention_native.py (the aggregated stages' buffer).
+
+def official_relative_position_cpb(query_size, key_size, pretrain_size):
+    axis_qh = torch.arange(query_size[0], dtype=torch.float32)
+    axis_kh = F.adaptive_avg_pool1d(axis_qh.unsqueeze(0),
+                                    key_size[0]).squeeze(0)
+    axis_qw = torch.arange(query_size[1], dtype=torch.float32)
+    axis_kw = F.adaptive_avg_pool1d(axis_qw.unsqueeze(0),
+                                    key_size[1]).squeeze(0)
+    axis_kh, axis_kw = torch.meshgrid(axis_kh, axis_kw, indexing='ij')
+    axis_qh, axis_qw = torch.meshgrid(axis_qh, axis_qw, indexing='ij')
+    axis_kh, axis_kw = axis_kh.reshape(-1), axis_kw.reshape(-1)
+    axis_qh, axis_qw = axis_qh.reshape(-1), axis_qw.reshape(-1)
+    relative_h = (axis_qh[:, None] - axis_kh[None, :]) / (
+        pretrain_size[0] - 1) * 8
+    relative_w = (axis_qw[:, None] - axis_kw[None, :]) / (
+        pretrain_size[1] - 1) * 8
+    relative_hw = torch.stack([relative_h, relative_w], dim=-1).view(-1, 2)
+    table, idx_map = torch.unique(relative_hw, return_inverse=True, dim=0)
+    table = torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / \
+        torch.log2(torch.tensor(8, dtype=torch.float32))
+    return idx_map, table
+
+
+def official_attention(attn, x, H, W, relative_pos_index,
+                       relative_coords_table):
+    """``Attention.forward`` on ``attn``'s weights; ``seq_length_scale`` is
+    the official buffer ``torch.as_tensor(np.log(H * W))`` (float64)."""
+    import numpy as np
+    seq_length_scale = torch.as_tensor(np.log(H * W))
+    B, N, C = x.shape
+    heads, head_dim = attn.num_heads, C // attn.num_heads
+    qkv = attn.qkv(x).reshape(B, -1, 3 * heads, head_dim).permute(0, 2, 1, 3)
+    q, k, v = qkv.chunk(3, dim=1)
+    rel_bias = attn.cpb_fc2(F.relu(attn.cpb_fc1(relative_coords_table))
+                            ).transpose(0, 1)[:, relative_pos_index.view(-1)
+                                              ].view(-1, N, N)
+    logits = ((F.normalize(q, dim=-1) + attn.query_embedding) *
+              F.softplus(attn.temperature) * seq_length_scale
+              ) @ F.normalize(k, dim=-1).transpose(-2, -1) + rel_bias
+    out = (logits.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, N, C)
+    return attn.proj(out), seq_length_scale
+
+
+def test_global_attention_length_scale_is_the_official_float64():
+    torch.manual_seed(0)
+    model = TransNeXt(arch=SMALL, img_size=128).double().eval()
+    stage = model.stages[3]
+    attn = stage.blocks[0].attn
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # non-degenerate: every parameter randomised
+        for p in attn.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen,
+                                dtype=p.dtype) * 0.3)
+    hw = (4, 4)  # 128 / 32
+    index, table = official_relative_position_cpb(hw, hw, hw)
+    torch.testing.assert_close(stage.relative_coords_table,
+                               table.double(), rtol=0, atol=0)
+    assert torch.equal(stage.relative_pos_index, index)
+    x = torch.randn(2, 16, 64, dtype=torch.float64, generator=gen)
+    scale, mask = stage.attention_inputs(hw, x.device)
+    with torch.no_grad():
+        ref, ref_scale = official_attention(attn, x, *hw, index,
+                                            table.double())
+        out = attn(x, hw, stage.relative_pos_index,
+                   stage.relative_coords_table, scale, mask)
+    diff = (out - ref).abs().max().item()
+    print(f'TransNeXt global attention vs official (float64): max |diff| '
+          f'{diff:.3e}; seq_length_scale {scale.item()!r} ({scale.dtype}) '
+          f'vs official {ref_scale.item()!r} ({ref_scale.dtype})')
+    assert scale.dtype == ref_scale.dtype == torch.float64 and mask is None
+    assert scale.item() == ref_scale.item()
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    # the float32 rounding of log(16) (the former scale) is visible here
+    with torch.no_grad():
+        out32 = attn(x, hw, stage.relative_pos_index,
+                     stage.relative_coords_table, scale.float().double(),
+                     mask)
+    assert (out32 - ref).abs().max() > 1e3 * max(diff, 1e-16)
+    # float32 runs keep float32 activations
+    x32 = x.float()
+    assert attn.float()(x32, hw, stage.relative_pos_index.cpu(),
+                        stage.relative_coords_table.float(), scale,
+                        mask).dtype == torch.float32
+
+
+def test_aggregated_length_scale_matches_the_official_buffer():
+    """The sr > 1 stages: ``np.log(local_seq_length.numpy() + pool_len)``,
+    a float32 buffer in the official ``AggregatedAttention``."""
+    import numpy as np
+    model = TransNeXt(arch=SMALL, img_size=64)
+    for i, hw in enumerate([(16, 16), (8, 8), (4, 4)]):
+        stage = model.stages[i]
+        scale, mask = stage.attention_inputs(hw, 'cpu')
+        local = F.unfold(torch.ones([1, 1, *hw]), 3, dilation=1,
+                         padding=(1, 1), stride=1).sum(-2).squeeze(
+                             ).unsqueeze(-1)
+        pool_len = (hw[0] // stage.sr_ratio) * (hw[1] // stage.sr_ratio)
+        official = torch.as_tensor(np.log(local.numpy() + pool_len))
+        diff = (scale - official).abs().max().item()
+        print(f'stage {i}: aggregated seq_length_scale max |diff| {diff}')
+        assert scale.dtype == official.dtype == torch.float32
+        torch.testing.assert_close(scale, official, rtol=2e-7, atol=0)

@@ -1,6 +1,7 @@
 """CBNetV2 detectors: assistant supervision (weighted, renamed losses of the
-assisting backbones), lead-only prediction, and the CBNetV2 configs (params
-against the published counts, one training step each)."""
+assisting backbones; the two-stage RoI heads on the lead's proposals as the
+official loop, or on their own), lead-only prediction, and the CBNetV2
+configs (params against the published counts, one training step each)."""
 import copy
 import os.path as osp
 from unittest import mock
@@ -15,6 +16,8 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 from densekit.models.detectors import CBYOLODetector
+from densekit.models.detectors.cb_assistant_supervision import \
+    LOSS_WEIGHT_RULES
 from densekit.models.necks import CBFPN
 from densekit.registry import MODELS
 from tests.conftest import ROOT
@@ -87,12 +90,12 @@ def tiny_two_stage(with_mask=False, **kwargs):
     return MODELS.build(model)
 
 
-def tiny_retinanet(**kwargs):
+def tiny_retinanet(backbone=None, **kwargs):
     return MODELS.build(ConfigDict(
         type='densekit.CBSingleStageDetector',
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[0, 0, 0],
                                std=[255, 255, 255], pad_size_divisor=32),
-        backbone=tiny_cbnet(),
+        backbone=backbone or tiny_cbnet(),
         neck=dict(type='densekit.CBFPN',
                   neck=dict(type='FPN', in_channels=[8, 16, 32, 64],
                             out_channels=16, start_level=1,
@@ -140,6 +143,63 @@ def reference_losses(model, mmdet_cls, inputs, samples):
     return refs
 
 
+def official_two_stage_losses(model, inputs, samples):
+    """VDIGPKU/CBNetV2 ``mmdet/models/detectors/two_stage.py``
+    ``TwoStageDetector.forward_train``, restated with the mmdet 3 head calls
+    (the RPN part as mmdet 3's ``TwoStageDetector.loss`` writes it):
+
+    - ``xs``: the neck features of every backbone, in backbone order (the
+      official CBFPN returns the list; the lead, used at test, is last);
+    - ``loss_weights = [0.5] + [1] * (len(xs) - 1)``;
+    - ``for i, x in enumerate(xs)``: the RPN loss and ``proposal_list``
+      of backbone ``i`` -- the list is overwritten, so the last (the lead's)
+      survives the loop;
+    - ``for i, x in enumerate(xs)``: ``roi_head`` loss on ``x`` with that
+      ``proposal_list``.
+
+    Returns the per-backbone unweighted loss dicts and the weights."""
+    xs = model.extract_feats(inputs)
+    loss_weights = [0.5] + [1] * (len(xs) - 1)
+    proposal_cfg = model.train_cfg.get('rpn_proposal', model.test_cfg.rpn)
+    per_backbone = [dict() for _ in xs]
+    for i, x in enumerate(xs):
+        rpn_samples = copy.deepcopy(samples)
+        for sample in rpn_samples:
+            sample.gt_instances.labels = torch.zeros_like(
+                sample.gt_instances.labels)
+        rpn_losses, proposal_list = model.rpn_head.loss_and_predict(
+            x, rpn_samples, proposal_cfg=proposal_cfg)
+        per_backbone[i].update({
+            (f'rpn_{k}' if 'loss' in k and 'rpn' not in k else k): v
+            for k, v in rpn_losses.items()})
+    for i, x in enumerate(xs):
+        per_backbone[i].update(model.roi_head.loss(
+            x, copy.deepcopy(proposal_list), samples))
+    return per_backbone, loss_weights
+
+
+def assert_weighted(losses, per_backbone, weights):
+    """``losses`` = the lead's (last) under mmdet's names, backbone k's
+    under ``*_aux{k}``, every ``loss*`` entry times its weight."""
+    last = len(per_backbone) - 1
+    expected = {}
+    for k, (part, weight) in enumerate(zip(per_backbone, weights)):
+        for name, value in part.items():
+            scale = weight if 'loss' in name else 1.0
+            key = name if k == last else f'{name}_aux{k}'
+            expected[key] = [v * scale for v in value] \
+                if isinstance(value, (list, tuple)) else value * scale
+    assert set(losses) == set(expected)
+    diff = 0.
+    for name, value in expected.items():
+        got = losses[name]
+        for g, v in (zip(got, value) if isinstance(value, list)
+                     else [(got, value)]):
+            torch.testing.assert_close(g, v)
+            diff = max(diff, (g - v).abs().max().item())
+    return diff
+
+
 def check_assistant_losses(model, mmdet_cls, inputs, samples):
     model.train()
     torch.manual_seed(0)
@@ -159,13 +219,40 @@ def check_assistant_losses(model, mmdet_cls, inputs, samples):
     return losses
 
 
+def check_official_losses(model, inputs, samples):
+    model.train()
+    torch.manual_seed(0)
+    losses = model.loss(inputs, copy.deepcopy(samples))
+    torch.manual_seed(0)
+    per_backbone, weights = official_two_stage_losses(model, inputs, samples)
+    diff = assert_weighted(losses, per_backbone, weights)
+    print(f'CB two-stage losses vs the official loop: max |diff| {diff}')
+    return losses
+
+
+def randomize(model, seed=0):
+    """Non-degenerate weights: every backbone/link parameter perturbed
+    (the zero-initialised links included) and BN statistics random, so the
+    copies' features, and their RPNs' proposals, differ."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.backbone.parameters():
+            param.add_(torch.randn(param.shape, generator=gen) * 0.05)
+        for module in model.backbone.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.1, generator=gen)
+                module.running_var.uniform_(0.5, 1.5, generator=gen)
+    return model
+
+
 def test_two_stage_assistant_losses_are_weighted_and_renamed():
     torch.manual_seed(0)
-    model = tiny_two_stage()
+    model = randomize(tiny_two_stage())
     assert model.loss_weights == (0.5, 1.0)
+    assert model.assistant_proposals == 'lead'
     samples = det_samples()
     inputs, samples = preprocess(model, samples)
-    losses = check_assistant_losses(model, TwoStageDetector, inputs, samples)
+    losses = check_official_losses(model, inputs, samples)
     for name in ('loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox',
                  'acc'):
         assert name in losses and f'{name}_aux0' in losses
@@ -177,11 +264,78 @@ def test_two_stage_assistant_losses_are_weighted_and_renamed():
     assert first.conv1.weight.grad.abs().sum() > 0
 
 
+def test_two_stage_own_proposals_option_is_mmdets_loss_per_backbone():
+    torch.manual_seed(0)
+    model = randomize(tiny_two_stage(assistant_proposals='own'))
+    inputs, samples = preprocess(model, det_samples())
+    losses = check_assistant_losses(model, TwoStageDetector, inputs, samples)
+    assert 'loss_cls_aux0' in losses and 'loss_rpn_cls_aux0' in losses
+
+
+def record_rpn_and_roi(model, inputs, samples):
+    """Run ``model.loss`` recording every RPN's proposals and what every
+    RoI-head call receives (features, proposal boxes)."""
+    rpn_out, roi_in = [], []
+    rpn_loss_and_predict = model.rpn_head.loss_and_predict
+    roi_loss = model.roi_head.loss
+
+    def rpn_spy(x, *args, **kwargs):
+        losses, results = rpn_loss_and_predict(x, *args, **kwargs)
+        rpn_out.append([r.bboxes.clone() for r in results])
+        return losses, results
+
+    def roi_spy(x, rpn_results_list, *args, **kwargs):
+        roi_in.append((x, [r.bboxes.clone() for r in rpn_results_list]))
+        return roi_loss(x, rpn_results_list, *args, **kwargs)
+
+    model.train()
+    with mock.patch.object(model.rpn_head, 'loss_and_predict',
+                           side_effect=rpn_spy), \
+            mock.patch.object(model.roi_head, 'loss', side_effect=roi_spy):
+        model.loss(inputs, copy.deepcopy(samples))
+    return rpn_out, roi_in
+
+
+@pytest.mark.parametrize('mode', ['lead', 'own'])
+def test_which_proposals_each_roi_head_receives(mode):
+    torch.manual_seed(0)
+    model = randomize(tiny_two_stage(assistant_proposals=mode))
+    inputs, samples = preprocess(model, det_samples())
+    rpn_out, roi_in = record_rpn_and_roi(model, inputs, samples)
+    with torch.no_grad():
+        feats = model.extract_feats(inputs)
+    assert len(rpn_out) == len(roi_in) == 2
+    # the two RPNs propose different boxes, so the check below can tell
+    assert not all(torch.equal(a, b) for a, b in zip(*rpn_out))
+    for k, (x, boxes) in enumerate(roi_in):
+        # RoI head k works on backbone k's features ...
+        torch.testing.assert_close(tuple(x), tuple(feats[k]))
+        # ... with the lead's (last RPN's) proposals, or its own
+        source = rpn_out[-1] if mode == 'lead' else rpn_out[k]
+        assert all(torch.equal(b, s) for b, s in zip(boxes, source)), k
+
+
+def test_loss_weight_rules_and_bad_arguments():
+    assert LOSS_WEIGHT_RULES['official'](3) == [0.5, 1.0, 1.0]
+    assert LOSS_WEIGHT_RULES['paper'](3) == [0.5, 0.5, 1.0]
+    three = dict(backbone=tiny_cbnet(num_backbones=3))
+    assert tiny_two_stage(**three).loss_weights == (0.5, 1.0, 1.0)
+    assert tiny_two_stage(loss_weights='paper', **three).loss_weights == (
+        0.5, 0.5, 1.0)
+    # single-stage: no official rule to follow, the paper's by default
+    assert tiny_retinanet(backbone=tiny_cbnet(num_backbones=3)
+                          ).loss_weights == (0.5, 0.5, 1.0)
+    with pytest.raises(ValueError, match=r"one of \('lead', 'own'\)"):
+        tiny_two_stage(assistant_proposals='first')
+    with pytest.raises(ValueError, match=r"\['official', 'paper'\]"):
+        tiny_retinanet(loss_weights='equal')
+
+
 def test_mask_rcnn_has_mask_losses_for_every_backbone():
     torch.manual_seed(0)
-    model = tiny_two_stage(with_mask=True)
+    model = randomize(tiny_two_stage(with_mask=True))
     inputs, samples = preprocess(model, det_samples(masks=True))
-    losses = check_assistant_losses(model, TwoStageDetector, inputs, samples)
+    losses = check_official_losses(model, inputs, samples)
     assert 'loss_mask' in losses and 'loss_mask_aux0' in losses
     total, _ = model.parse_losses(losses)
     total.backward()
