@@ -154,3 +154,45 @@ def test_bad_shapes_raise():
         roi_align(torch.randn(1, 8, 8), torch.zeros(3, 5), 2)
     with pytest.raises(ValueError, match='pool_mode'):
         RoIAlign(7, pool_mode='mean')
+
+
+# -- the pure-PyTorch path (CUDA tensors without mmcv's CUDA ops) ----------
+@pytest.mark.parametrize('aligned', [True, False])
+@pytest.mark.parametrize('sampling_ratio', [0, 2])
+@pytest.mark.parametrize('output_size', [7, (3, 5)])
+def test_torch_path_matches_mmcv(aligned, sampling_ratio, output_size,
+                                 monkeypatch):
+    feats = torch.randn(3, 5, 20, 24, dtype=torch.float64)
+    rois = make_rois(60, 3, size=96)
+    kwargs = dict(output_size=output_size, spatial_scale=0.25,
+                  sampling_ratio=sampling_ratio, aligned=aligned)
+    grad = torch.randn(60, 5, *torch.nn.modules.utils._pair(output_size),
+                       dtype=torch.float64)
+    ref = run(mmcv_roi_align, feats, rois, grad, pool_mode='avg', **kwargs)
+    # small blocks: the RoI blocking must not change anything
+    monkeypatch.setattr(roi_align_module, '_TORCH_BLOCK_SAMPLES', 5000)
+    out = run(roi_align_module.roi_align_torch, feats, rois, grad, **kwargs)
+    diff = max(float((a - b).abs().max()) for a, b in zip(out, ref))
+    print(f'roi_align_torch vs mmcv (float64): max abs diff {diff:.2e}')
+    torch.testing.assert_close(out[0], ref[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out[1], ref[1], rtol=1e-12, atol=1e-12)
+    empty = roi_align_module.roi_align_torch(feats, rois[:0], **kwargs)
+    assert empty.shape == (0, 5, *torch.nn.modules.utils._pair(output_size))
+
+
+def test_cuda_tensors_without_mmcv_cuda_ops_take_the_torch_path(monkeypatch):
+    calls = []
+    monkeypatch.setattr(roi_align_module, 'mmcv_has_cuda_ops', lambda: False)
+    monkeypatch.setattr(roi_align_module, 'roi_align_torch',
+                        lambda *a, **k: calls.append(a) or 'torch')
+
+    class FakeCuda(torch.Tensor):  # a CPU tensor that says it is on CUDA
+        @property
+        def device(self):
+            return torch.device('cuda', 0)
+
+    feats = torch.zeros(1, 1, 4, 4).as_subclass(FakeCuda)
+    rois = torch.tensor([[0.0, 0, 0, 2, 2]])
+    assert roi_align(feats, rois, 2) == 'torch' and calls
+    monkeypatch.setattr(roi_align_module, 'mmcv_has_cuda_ops', lambda: True)
+    assert not roi_align_module._use_torch_path(feats, 'avg')
