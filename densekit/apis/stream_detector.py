@@ -377,7 +377,7 @@ def run_stream_replay(detector: FrameDetector,
         outs = schedule.outputs
         preds[sid] = dict(
             fids=schedule.input_fids,
-            finish_times=schedule.finish_times,
+            finish_times=schedule.exact_finish_times,  # exact pairing
             bboxes=[o[0] for o in outs],
             scores=[o[1] for o in outs],
             labels=[o[2] for o in outs])

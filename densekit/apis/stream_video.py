@@ -24,15 +24,14 @@ import numpy as np
 
 from densekit.evaluation.functional.stream_simulation import (
     StreamSchedule, simulate_stream)
+from densekit.evaluation.functional.streaming_ap import \
+    pair_stream_predictions
 
 __all__ = [
     'VideoStreamReplay', 'count_video_frames', 'displayed_outputs',
     'replay_video_stream'
 ]
 
-# outputs finishing this close (in frame intervals) before a frame's arrival
-# are shown with it, the tie rule of simulate_stream
-_FRAME_EPS = 1e-9
 
 
 @dataclass
@@ -63,13 +62,21 @@ class VideoStreamReplay:
 def displayed_outputs(schedule: StreamSchedule) -> np.ndarray:
     """Index of the latest output finished by each frame's arrival.
 
+    The pairing of streaming AP (:func:`~densekit.evaluation.functional.
+    pair_stream_predictions`) on the schedule's exact times: an output
+    finishing exactly at a frame's arrival is shown with it.
+
     Returns:
         np.ndarray: int64 (num_frames, ); -1 where no output was finished.
     """
-    arrivals = np.arange(schedule.num_frames) / schedule.fps
-    return np.searchsorted(
-        schedule.finish_times, arrivals + _FRAME_EPS / schedule.fps,
-        side='right').astype(np.int64) - 1
+    fps = schedule.exact_fps
+    if fps is None:  # a schedule built by hand: its float times
+        return pair_stream_predictions(
+            np.arange(schedule.num_frames) / schedule.fps,
+            schedule.finish_times)
+    return pair_stream_predictions(
+        [fid / fps for fid in range(schedule.num_frames)],
+        schedule.exact_finish_times)
 
 
 class _ForwardFrameReader:

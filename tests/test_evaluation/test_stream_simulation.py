@@ -1,10 +1,12 @@
 """Simulated real-time streaming (sap-toolkit ``srt_det.py`` schedule)."""
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from densekit.evaluation.functional import simulate_stream
+from densekit.evaluation.functional.stream_simulation import exact_time
 
 FPS = 30.0
 DT = 1.0 / FPS
@@ -122,3 +124,74 @@ def test_bad_arguments(kwargs, match):
 def test_bad_runtime_type():
     with pytest.raises(TypeError, match='runtime must be'):
         simulate_stream(4, FPS, 'fast')
+
+
+def official_srt_schedule(n_frame, fps, runtime):
+    """sap-toolkit ``det/srt_det.py``'s loop (constant runtime, no dynamic
+    schedule, no det_stride) on its float clock: ``(input_fidx,
+    timestamps)``."""
+    t_total = n_frame / fps
+    t_elapsed = 0
+    last_fidx = None
+    input_fidx, timestamps = [], []
+    while 1:
+        if t_elapsed >= t_total:
+            break
+        fidx = int(np.floor(t_elapsed * fps))
+        if fidx == last_fidx:
+            fidx += 1
+            if fidx == n_frame:
+                break
+            t_elapsed = fidx / fps
+        last_fidx = fidx
+        t_elapsed += runtime
+        if t_elapsed >= t_total:
+            break
+        timestamps.append(t_elapsed)
+        input_fidx.append(fidx)
+    return input_fidx, timestamps
+
+
+def test_exact_clock_where_the_float_clock_drifts():
+    # runtime 1.5 frame intervals over 24 frames, by hand: step k starts at
+    # 1.5 k, picks floor(1.5 k) and finishes at 1.5 (k + 1) < 24, k <= 14
+    hand_picks = [int(1.5 * k) for k in range(15)]
+    assert hand_picks[8:11] == [12, 13, 15]
+    s = simulate_stream(24, FPS, 1.5 * DT)
+    assert s.input_fids.tolist() == hand_picks
+    assert s.exact_fps == 30
+    assert list(s.exact_finish_times) == [
+        Fraction(3 * (k + 1), 2 * 30) for k in range(15)]
+    # the same runtime as an exact Fraction gives the same schedule
+    exact = simulate_stream(24, Fraction(30), Fraction(1, 20))
+    assert exact.exact_finish_times == s.exact_finish_times
+    # the official float clock (t_elapsed += 0.05) ends step 8 just below
+    # frame 12 and picks frame 11 there
+    official_picks, stamps = official_srt_schedule(24, FPS, 1.5 * DT)
+    moved = [(k, o, h) for k, (o, h) in enumerate(zip(official_picks,
+                                                      hand_picks)) if o != h]
+    print(f'official float clock: picks differing from the exact ones '
+          f'(step, official, exact): {moved}')
+    assert moved and moved[0] == (8, 11, 12)
+    # float round-off of the clock: max |float sum - exact| in seconds
+    drift = max(abs(Fraction(t) - Fraction(3 * (k + 1), 60))
+                for k, t in enumerate(stamps[:8]))
+    print(f'max float-clock drift over the first 8 steps: {float(drift):.3e}'
+          ' s')
+    assert 0 < drift < 1e-15
+
+
+def test_exact_time_reads_floats_as_their_fractions():
+    assert exact_time(1 / 30) == Fraction(1, 30)
+    assert exact_time(1.5 / 30) == Fraction(1, 20)
+    assert exact_time(np.float64(6 / 30)) == Fraction(1, 5)
+    assert exact_time(3) == 3 and exact_time(Fraction(2, 7)) == Fraction(2, 7)
+    # the next float above 0.2 is not 1/5: its exact value, above 1/5
+    above = np.nextafter(0.2, 1.0)
+    assert exact_time(above) == Fraction(float(above)) > Fraction(1, 5)
+    # a measured runtime stays its exact binary value
+    assert exact_time(0.0123456789123) == Fraction(0.0123456789123)
+    with pytest.raises(ValueError, match='finite'):
+        exact_time(float('inf'))
+    with pytest.raises(TypeError, match='real number'):
+        exact_time('0.1')

@@ -8,6 +8,7 @@ all true positives ranked first, AP = (number of thresholds <= recall) / 101
 = (floor(100 * recall) + 1) / 101 at every IoU threshold.
 """
 import json
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -81,6 +82,65 @@ def test_pairing_latest_finished_ties_count():
     assert pair_stream_predictions(frames, []).tolist() == [-1] * 5
     # round-off: 5/30 + 1/30 < 6/30 still counts for frame 6
     assert pair_stream_predictions([6 / FPS], [5 / FPS + 1 / FPS]) == [0]
+
+
+def official_pairing(num_frames, fps, timestamps):
+    """sap-toolkit ``det/streaming_eval.py``'s pairing (eta = 0): frame
+    ``ii`` gets the latest output with ``timestamps[j] <= ii / fps``."""
+    paired, tidx_p1 = [], 0
+    for ii in range(num_frames):
+        t = ii / fps
+        while tidx_p1 < len(timestamps) and timestamps[tidx_p1] <= t:
+            tidx_p1 += 1
+        paired.append(tidx_p1 - 1)  # -1: no output yet (a miss)
+    return paired
+
+
+def test_pairing_is_exact_where_float_sums_drift():
+    """Output j finishes (j + 1) / 30 s after frame 0: 39 back-to-back
+    steps of exactly one frame interval. By hand every frame f gets output
+    f - 1 (a tie: it finishes exactly at frame f). As floats, the running
+    sum of 1/30 passes (j + 1) / 30 from j = 33 on, and a strict float
+    comparison (the toolkit's) pairs frames 34-39 one output too early."""
+    hand = [f - 1 for f in range(40)]
+    exact = np.cumsum([Fraction(1, 30)] * 39).tolist()
+    floats = np.cumsum([1 / 30] * 39)
+    frames = [Fraction(f, 30) for f in range(40)]
+    assert pair_stream_predictions(frames, exact).tolist() == hand
+    # float inputs pair exactly as the official float loop does
+    official = official_pairing(40, FPS, floats.tolist())
+    assert pair_stream_predictions(np.arange(40) / FPS,
+                                   floats).tolist() == official
+    moved = [f for f in range(40) if official[f] != hand[f]]
+    drift = max(abs(Fraction(float(t)) - e) for t, e in zip(floats, exact))
+    print(f'float sums of 1/30: max drift {float(drift):.3e} s; frames '
+          f'paired differently by float round-off: {moved}')
+    assert moved == list(range(34, 40))
+    # no tolerance: one float above the tie is after the frame
+    assert pair_stream_predictions([Fraction(1, 5)],
+                                   [np.nextafter(0.2, 1.0)]).tolist() == [-1]
+    assert pair_stream_predictions([Fraction(1, 5)], [0.2]).tolist() == [0]
+
+
+def test_simulated_exact_times_pair_as_by_hand():
+    """Runtime 1.5 frames over 24 frames: output j finishes at 1.5 (j + 1)
+    frames, so frame f gets output floor(2 f / 3) - 1, ties at f = 3, 6,
+    ..., 21 included; sap-toolkit's float clock lands output 13 after
+    frame 21 (and picks frame 11 instead of 12 at step 8)."""
+    s = simulate_stream(24, FPS, 1.5 / FPS)
+    hand = [2 * f // 3 - 1 for f in range(24)]
+    frames = [Fraction(f, 30) for f in range(24)]
+    assert pair_stream_predictions(frames,
+                                   s.exact_finish_times).tolist() == hand
+    from tests.test_evaluation.test_stream_simulation import \
+        official_srt_schedule
+    _, stamps = official_srt_schedule(24, FPS, 1.5 / FPS)
+    official = official_pairing(24, FPS, stamps)
+    moved = [(f, official[f], hand[f]) for f in range(24)
+             if official[f] != hand[f]]
+    print(f'official float clock + pairing vs exact (frame, official, '
+          f'exact): {moved}')
+    assert (21, 12, 13) in moved
 
 
 def test_pairing_rejects_decreasing_finish_times():
@@ -163,6 +223,10 @@ def test_simulated_schedule_end_to_end(ann_file):
     stream = streaming_coco_eval(ann_file, {0: pred}, FPS)
     assert stream['num_missed'] == 2
     assert stream['sAP'] == pytest.approx(26 / 101, abs=1e-12)
+    # the exact times (what StreamingAPMetric passes) score the same
+    exact = streaming_coco_eval(
+        ann_file, {0: dict(pred, finish_times=s.exact_finish_times)}, FPS)
+    assert exact['num_missed'] == 2 and exact['sAP'] == stream['sAP']
 
 
 def test_image_ids_and_cat_ids(ann_file):

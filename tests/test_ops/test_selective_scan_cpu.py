@@ -169,3 +169,58 @@ def test_bad_inputs_name_the_argument():
         selective_scan_cpp(**dict(inputs, B=torch.zeros(2, 3, 4, 37).double()))
     with pytest.raises(ValueError, match='chunk_size must be a positive'):
         selective_scan_cpp(**inputs, chunk_size=0)
+
+
+@pytest.mark.parametrize('impl', [selective_scan_cpp,
+                                  scan_module.selective_scan_chunked])
+def test_official_ss2d_casts_fp16_inputs_with_float32_parameters(impl):
+    # the official SS2D at inference: u, delta, B, C in fp16; A, D and
+    # delta_bias in float32. Computed with a float32 state, returned in fp16
+    inputs = make_inputs(dim=8, length=50)
+    mixed = {k: v.to(torch.float16 if k in ('u', 'delta', 'B', 'C') else
+                      torch.float32) for k, v in inputs.items()}
+    args = {k: v.clone().requires_grad_() for k, v in mixed.items()}
+    y = impl(**args, delta_softplus=True)
+    assert y.dtype == torch.float16
+    y.float().sum().backward()
+    for k, v in args.items():
+        assert v.grad.dtype == mixed[k].dtype, k
+    y32 = selective_scan_ref(**{k: v.float() for k, v in mixed.items()},
+                             delta_softplus=True)
+    diff = (y.float() - y32).abs().max().item()
+    print(f'{impl.__name__} fp16/float32 inputs vs float32 reference: max '
+          f'abs diff {diff:.3e}')
+    torch.testing.assert_close(y.float(), y32.half().float(), rtol=2e-3,
+                               atol=2e-3)
+
+
+def test_float64_is_never_lowered(monkeypatch):
+    inputs = make_inputs(dim=8, length=40)
+    seen = []
+    ext = load_ext()[0]
+
+    class Spy:
+        def selective_scan_fwd(self, u, dt, A, B, C, *args):
+            seen.append({t.dtype for t in (u, dt, A, B, C)})
+            return ext.selective_scan_fwd(u, dt, A, B, C, *args)
+
+    monkeypatch.setattr(scan_module, 'load_ext', lambda: (Spy(), None))
+    monkeypatch.delenv(scan_module.ENV_VAR, raising=False)
+    # float64 u with float32 A, D, delta_bias: float64 compute, upcasting
+    # the float32 parameters (the reference sees the same upcast values)
+    low = {k: v.float() if k in ('A', 'D', 'delta_bias') else v
+           for k, v in inputs.items()}
+    y = selective_scan_fn(**low, delta_softplus=True)
+    y_ref = selective_scan_ref(
+        **{k: v.double() for k, v in low.items()}, delta_softplus=True)
+    diff = (y - y_ref).abs().max().item()
+    print(f'float64 u + float32 A/D/bias: max abs diff {diff:.3e}')
+    assert y.dtype == torch.float64 and seen[-1] == {torch.float64}
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    # float32 u with a float64 A: computed in float64, returned in float32
+    wide_a = {k: v.float() if k != 'A' else v for k, v in inputs.items()}
+    y = selective_scan_fn(**wide_a, delta_softplus=True)
+    assert y.dtype == torch.float32 and seen[-1] == {torch.float64}
+    y_ref = selective_scan_ref(**{k: v.double() for k, v in wide_a.items()},
+                               delta_softplus=True)
+    torch.testing.assert_close(y, y_ref.float(), rtol=1e-6, atol=1e-6)

@@ -23,6 +23,13 @@ Examples:
         mamba_yolo_t_sd.pth work_dirs/mamba_yolo_t_densekit.pth \
         --config configs/det/mamba_yolo_t_coco.py
 
+The scale (T/B/L, from the stem width and the stage depths) is always read
+from the checkpoint and printed. With ``--config`` the converted keys and
+shapes are checked against the config's model; a different scale is
+reported first, in one line (``checkpoint looks like B (stem 64 channels,
+...), config is T (...)``), and any mismatch exits with status 1 without
+writing the output file.
+
 The output is ``{'state_dict': ..., 'meta': ...}``; use it with
 ``--cfg-options load_from=...`` or ``DetInferencer(config, weights)``. The
 model's inputs are RGB in [0, 1], as ultralytics' (the configs' data
@@ -38,8 +45,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
 
 import torch  # noqa: E402
 
-from densekit.models.backbones.mamba_yolo import \
-    convert_mamba_yolo  # noqa: E402
+from densekit.models.backbones.mamba_yolo import (  # noqa: E402
+    convert_mamba_yolo, mamba_yolo_arch_of)
 
 
 def parse_args(argv=None):
@@ -75,8 +82,8 @@ def load_source(path: str, unpickle_model: bool):
             'PYTHONPATH') from err
 
 
-def check_against_config(state_dict: dict, config: str) -> list:
-    """Build the config's model; return problems as strings."""
+def build_model_state(config: str) -> dict:
+    """State dict of the model a densekit config builds."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -84,7 +91,12 @@ def check_against_config(state_dict: dict, config: str) -> list:
 
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model_state = MODELS.build(cfg.model).state_dict()
+    return MODELS.build(cfg.model).state_dict()
+
+
+def check_against_config(state_dict: dict, model_state: dict) -> list:
+    """Keys and shapes of ``state_dict`` against the model's; problems as
+    strings."""
     problems = [f'missing in checkpoint: {k}' for k in model_state
                 if k not in state_dict]
     for key, value in state_dict.items():
@@ -97,26 +109,65 @@ def check_against_config(state_dict: dict, config: str) -> list:
     return problems
 
 
+def describe_scale(state_dict: dict) -> tuple:
+    """``(arch, stem, depths, text)`` of :func:`mamba_yolo_arch_of`, with
+    ``text`` e.g. ``'T (stem 32 channels, stage depths 1-1-3-1)'``."""
+    arch, stem, depths = mamba_yolo_arch_of(state_dict)
+    detail = (f'stem {stem} channels, stage depths '
+              f'{"-".join(map(str, depths))}')
+    name = arch if arch is not None else 'no official scale'
+    return arch, stem, depths, f'{name} ({detail})'
+
+
 def main(argv=None) -> int:
+    """Convert; returns the exit status (0: written, 1: see the output).
+
+    The scale (T/B/L) is always read from the checkpoint and printed. With
+    ``--config``, a checkpoint whose scale (stem width, stage depths)
+    differs from the config's model is refused before anything else is
+    printed about it, and so is any key or shape mismatch: no file is
+    written. Unconverted official keys are listed and give status 1, but
+    the file is still written.
+    """
     args = parse_args(argv)
     source = load_source(args.src, args.unpickle_model)
     state_dict, unconverted = convert_mamba_yolo(source)
-    print(f'converted {len(state_dict)} tensors')
+    try:
+        arch, stem, depths, found = describe_scale(state_dict)
+    except ValueError as err:  # no stem: not a Mamba YOLO checkpoint
+        print(f'{args.src} is not a Mamba YOLO checkpoint ({err}); nothing '
+              'written')
+        return 1
+    problems = None
+    if args.config:
+        model_state = build_model_state(args.config)
+        cfg_arch, cfg_stem, cfg_depths, expected = describe_scale(
+            model_state)
+        if (stem, depths) != (cfg_stem, cfg_depths):
+            # the one line to read: printed before the details
+            print(f'checkpoint looks like {found}, config is {expected} '
+                  f'({args.config}); nothing written')
+        problems = check_against_config(state_dict, model_state)
+    print(f'converted {len(state_dict)} tensors; checkpoint looks like '
+          f'{found}')
     if unconverted:
         print(f'Unconverted keys ({len(unconverted)}):')
         for key in unconverted:
             print(f'  {key}')
+    if problems:
+        print(f'{len(problems)} mismatches against {args.config}:')
+        for line in problems:
+            print(f'  {line}')
+        return 1
     if args.config:
-        problems = check_against_config(state_dict, args.config)
-        if problems:
-            print(f'{len(problems)} mismatches against {args.config}:')
-            for line in problems:
-                print(f'  {line}')
-            return 1
         print(f'every key and shape matches {args.config}')
+    else:
+        print('not checked against a model: pass --config to check every '
+              'key and shape')
     torch.save(dict(state_dict=state_dict,
                     meta=dict(converted_from=osp.abspath(args.src),
-                              converter='convert_mamba_yolo')), args.dst)
+                              converter='convert_mamba_yolo',
+                              arch=arch)), args.dst)
     print(f'saved {args.dst}')
     return 1 if unconverted else 0
 

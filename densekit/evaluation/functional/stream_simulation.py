@@ -25,12 +25,18 @@ The stream model (one detector process, no frame buffering):
 runtime_dist.py``: ``samples /= perf_factor``): it is a *speed* factor, 2.0
 simulates hardware twice as fast (half the runtime), 0.5 twice as slow.
 
-A frame arriving exactly when the detector becomes idle is available to it
-(``floor`` is taken with a 1e-9-frame tolerance against floating-point
-round-off, and "at or after ``end_time``" likewise), the same tie
-rule as the pairing of :func:`~densekit.evaluation.functional.
-pair_stream_predictions` (an output finishing exactly at a frame's time
-counts for that frame).
+Exact clock. The simulation runs on exact rational times
+(:class:`fractions.Fraction` seconds; see :func:`exact_time` for how
+``fps``, runtimes, ``perf_factor`` and ``end_time`` are read), so float
+round-off can neither move a pick nor a pairing: a frame arriving exactly
+when the detector becomes idle is available to it (``floor(t * fps)`` is
+exact), an output finishing exactly at ``end_time`` is discarded, and an
+output finishing exactly at a frame's arrival counts for that frame in
+:func:`~densekit.evaluation.functional.pair_stream_predictions` (given the
+exact :attr:`StreamSchedule.exact_finish_times`). sap-toolkit's
+``srt_det.py`` runs the same schedule on a float clock (``t_elapsed +=
+rt``), where for instance 14 steps of 1.5 frame intervals at 30 FPS end
+just after frame 21's arrival instead of at it.
 
 Example (runtime 1.5 frame intervals, 8 frames at 30 FPS)::
 
@@ -42,18 +48,66 @@ Example (runtime 1.5 frame intervals, 8 frames at 30 FPS)::
 import math
 import time
 from dataclasses import dataclass, field
-from numbers import Real
-from typing import Any, Callable, List, Optional, Sequence, Union
+from fractions import Fraction
+from numbers import Integral, Real
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-# tolerance (in frame intervals) of the floor that picks the latest frame
-_FRAME_EPS = 1e-9
+# floats are read as the simplest fraction with at most this denominator
+# that rounds to them (exact_time)
+MAX_DENOMINATOR = 10**6
 
 RuntimeModel = Union[float, Sequence[float], np.ndarray, Callable[[Any],
                                                                   Any]]
 
-__all__ = ['StreamSchedule', 'simulate_stream']
+__all__ = ['StreamSchedule', 'simulate_stream', 'exact_time']
+
+
+def exact_time(value: Union[Real, Fraction]) -> Fraction:
+    """A time (or rate, or factor) as an exact rational number.
+
+    ``int`` and :class:`~fractions.Fraction` values are exact already. A
+    float ``x`` is read as the fraction ``p / q`` with ``q <=``
+    :data:`MAX_DENOMINATOR` closest to it *if that fraction rounds to the
+    very same float*, else as the float's exact binary value: ``1 / 30``,
+    ``0.05`` and ``6 / 30`` become 1/30, 1/20 and 1/5, a measured
+    ``perf_counter`` duration stays what it is. Either way the result lies
+    inside the float's own rounding interval, so distinct floats keep their
+    order and equal floats stay equal (comparing floats read this way gives
+    the float comparison), while sums and products of the results are
+    exact. Times up to about 8000 s hold at most one fraction with ``q <=
+    10**6`` per rounding interval, so the intended fraction is the one
+    found.
+
+    Args:
+        value (int | float | Fraction | numpy scalar): A finite number.
+
+    Returns:
+        Fraction: The exact value.
+
+    Raises:
+        TypeError: ``value`` is not a real number (or is a bool).
+        ValueError: ``value`` is NaN or infinite.
+
+    Examples:
+        >>> exact_time(1 / 30), exact_time(0.05), exact_time(3)
+        (Fraction(1, 30), Fraction(1, 20), Fraction(3, 1))
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f'exact_time: expected a real number, but got '
+                        f'{value!r} ({type(value).__name__})')
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, Integral):
+        return Fraction(int(value))
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f'exact_time: {value!r} is not a finite number')
+    exact = Fraction(x)
+    simple = exact.limit_denominator(MAX_DENOMINATOR)
+    # type(value): a numpy float32 rounds at its own precision
+    return simple if type(value)(float(simple)) == value else exact
 
 
 @dataclass
@@ -64,9 +118,11 @@ class StreamSchedule:
         input_fids (np.ndarray): int64 (P, ): index of the frame each of the
             P recorded outputs was computed from, increasing.
         start_times (np.ndarray): float64 (P, ): when each step started, in
-            seconds from the arrival of frame 0.
+            seconds from the arrival of frame 0 (rounded from
+            :attr:`exact_start_times`).
         finish_times (np.ndarray): float64 (P, ): when each output became
-            available (``start + runtime``), non-decreasing.
+            available (``start + runtime``), non-decreasing (rounded from
+            :attr:`exact_finish_times`, which is what to pair with).
         runtimes (np.ndarray): float64 (P, ): simulated runtime of each step
             in seconds, after ``perf_factor``.
         num_frames (int): Frames in the stream.
@@ -76,6 +132,13 @@ class StreamSchedule:
             detector was run; None otherwise.
         outputs (list, optional): What the detector returned for each
             recorded step; None when no detector was run.
+        exact_start_times (tuple[Fraction]): (P, ) the exact start times.
+        exact_finish_times (tuple[Fraction]): (P, ) the exact finish times;
+            pass these (not the float :attr:`finish_times`) to
+            :func:`~densekit.evaluation.functional.pair_stream_predictions`
+            or as the ``finish_times`` of ``streaming_coco_eval``.
+        exact_fps (Fraction, optional): The frame rate as read by
+            :func:`exact_time`; frame ``i`` arrives at ``i / exact_fps``.
     """
     input_fids: np.ndarray
     start_times: np.ndarray
@@ -85,6 +148,9 @@ class StreamSchedule:
     fps: float
     measured_runtimes: Optional[np.ndarray] = None
     outputs: Optional[List[Any]] = field(default=None, repr=False)
+    exact_start_times: Tuple[Fraction, ...] = field(default=(), repr=False)
+    exact_finish_times: Tuple[Fraction, ...] = field(default=(), repr=False)
+    exact_fps: Optional[Fraction] = field(default=None, repr=False)
 
     @property
     def num_processed(self) -> int:
@@ -111,18 +177,19 @@ class StreamSchedule:
         return self.finish_times - self.input_fids / self.fps
 
 
-def _check_positive(value, name: str, allow_zero: bool = False) -> float:
+def _check_positive(value, name: str, allow_zero: bool = False) -> Fraction:
+    """``value`` as an exact :class:`Fraction` (:func:`exact_time`)."""
     if isinstance(value, bool) or not isinstance(value, Real) or \
             not math.isfinite(value) or value < 0 or \
             (value == 0 and not allow_zero):
         bound = '>= 0' if allow_zero else '> 0'
         raise ValueError(f'simulate_stream: {name} must be a finite number '
                          f'{bound}, but got {value!r}')
-    return float(value)
+    return exact_time(value)
 
 
 def simulate_stream(num_frames: int,
-                    fps: float = 30.0,
+                    fps: Union[float, Fraction] = 30.0,
                     runtime: Optional[RuntimeModel] = None,
                     *,
                     detector: Optional[Callable[[Any], Any]] = None,
@@ -143,10 +210,15 @@ def simulate_stream(num_frames: int,
         runtime=0.05, detector=fn      fn is run (outputs kept), the clock
                                        uses 50 ms (reproducible replays)
 
+    Every number is read exactly by :func:`exact_time` (``1.5 / 30`` is
+    1/20 s) and the clock is exact; pass :class:`~fractions.Fraction`
+    values for rates or runtimes that are not the nearest float of a
+    fraction with a denominator up to ``10**6``.
+
     Args:
         num_frames (int): Frames in the stream (frame i arrives at i / fps).
-        fps (float): Frame rate. Defaults to 30 (Argoverse-HD).
-        runtime (float | Sequence[float] | callable, optional): Latency
+        fps (float | Fraction): Frame rate. Defaults to 30 (Argoverse-HD).
+        runtime (float | Fraction | Sequence | callable, optional): Latency
             model in seconds, see above.
         detector (callable, optional): Called as ``detector(x)`` with
             ``x = frame_loader(fidx)`` (or ``fidx`` without a loader).
@@ -159,8 +231,9 @@ def simulate_stream(num_frames: int,
             ``num_frames / fps``.
 
     Returns:
-        StreamSchedule: Picked frames, start and finish times, dropped
-        frames and (with a detector) the outputs.
+        StreamSchedule: Picked frames, start and finish times (exact and
+        rounded to float64), dropped frames and (with a detector) the
+        outputs.
 
     Raises:
         ValueError: Bad ``num_frames``/``fps``/``perf_factor``/``end_time``,
@@ -178,9 +251,9 @@ def simulate_stream(num_frames: int,
         raise ValueError('simulate_stream: num_frames must be an int >= 0, '
                          f'but got {num_frames!r}')
     num_frames = int(num_frames)
-    fps = _check_positive(fps, 'fps')
-    perf_factor = _check_positive(perf_factor, 'perf_factor')
-    end = num_frames / fps if end_time is None else _check_positive(
+    fps_q = _check_positive(fps, 'fps')
+    speed = _check_positive(perf_factor, 'perf_factor')
+    end = num_frames / fps_q if end_time is None else _check_positive(
         end_time, 'end_time', allow_zero=True)
 
     if callable(runtime):
@@ -199,16 +272,19 @@ def simulate_stream(num_frames: int,
         _check_positive(runtime, 'runtime', allow_zero=True)
     elif isinstance(runtime, (Sequence, np.ndarray)) and \
             not isinstance(runtime, str):
-        try:
-            per_frame = np.asarray(runtime, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise TypeError('simulate_stream: a per-frame runtime list must '
-                            f'hold numbers of seconds ({e})') from e
-        if per_frame.shape != (num_frames, ):
+        shape = np.shape(runtime)
+        if shape != (num_frames, ):
             raise ValueError(
                 'simulate_stream: a per-frame runtime list needs one value '
-                f'per frame, shape ({num_frames},), but got shape '
-                f'{per_frame.shape}')
+                f'per frame, shape ({num_frames},), but got shape {shape}')
+        # kept as given (not as float64): Fractions stay exact
+        per_frame = list(runtime.tolist() if isinstance(runtime, np.ndarray)
+                         else runtime)
+        bad = [v for v in per_frame
+               if isinstance(v, bool) or not isinstance(v, Real)]
+        if bad:
+            raise TypeError('simulate_stream: a per-frame runtime list must '
+                            f'hold numbers of seconds, but got {bad[0]!r}')
     else:
         raise TypeError('simulate_stream: runtime must be a number, a '
                         'sequence of per-frame numbers or a callable, but '
@@ -216,16 +292,16 @@ def simulate_stream(num_frames: int,
 
     fids, starts, finishes, runtimes, measured = [], [], [], [], []
     outputs = []
-    t, last = 0.0, -1
+    t, last = Fraction(0), -1
     # one iteration per processing step (sequential by nature: each start
-    # depends on the previous finish)
-    while t * fps < end * fps - _FRAME_EPS:
-        fidx = int(math.floor(t * fps + _FRAME_EPS))
+    # depends on the previous finish); all times are exact Fractions
+    while t < end:
+        fidx = math.floor(t * fps_q)
         if fidx <= last:
             # faster than the camera: wait for the next frame
             fidx = last + 1
-            t = fidx / fps
-            if t * fps >= end * fps - _FRAME_EPS:
+            t = fidx / fps_q
+            if t >= end:
                 break
         if fidx >= num_frames:
             break
@@ -238,18 +314,18 @@ def simulate_stream(num_frames: int,
             output = detector(x)
             took = time.perf_counter() - tic
         if runtime is None:
-            step = took
+            value = took
         elif per_frame is not None:
-            step = float(per_frame[fidx])
+            value = per_frame[fidx]
         else:
-            step = float(runtime)
-        if not math.isfinite(step) or step < 0:
+            value = runtime
+        if not math.isfinite(value) or value < 0:
             raise ValueError(f'simulate_stream: the runtime of frame {fidx} '
-                             f'must be a finite number >= 0, but got {step}')
-        step /= perf_factor
+                             f'must be a finite number >= 0, but got {value}')
+        step = exact_time(value) / speed
         finish = t + step
-        if finish * fps >= end * fps - _FRAME_EPS:
-            break  # the output would come after the stream ended
+        if finish >= end:
+            break  # the output would come at or after the end of the stream
         fids.append(fidx)
         starts.append(t)
         finishes.append(finish)
@@ -261,11 +337,15 @@ def simulate_stream(num_frames: int,
     ran = detector is not None
     return StreamSchedule(
         input_fids=np.asarray(fids, dtype=np.int64),
-        start_times=np.asarray(starts, dtype=np.float64),
-        finish_times=np.asarray(finishes, dtype=np.float64),
-        runtimes=np.asarray(runtimes, dtype=np.float64),
+        start_times=np.asarray([float(v) for v in starts], dtype=np.float64),
+        finish_times=np.asarray([float(v) for v in finishes],
+                                dtype=np.float64),
+        runtimes=np.asarray([float(v) for v in runtimes], dtype=np.float64),
         num_frames=num_frames,
-        fps=fps,
+        fps=float(fps),
         measured_runtimes=np.asarray(measured, dtype=np.float64)
         if ran else None,
-        outputs=outputs if ran else None)
+        outputs=outputs if ran else None,
+        exact_start_times=tuple(starts),
+        exact_finish_times=tuple(finishes),
+        exact_fps=fps_q)

@@ -12,9 +12,21 @@ each frame is shown*:
   Argoverse-HD ``fid``). Time is measured from the arrival of frame 0, the
   clock of :func:`~densekit.evaluation.functional.simulate_stream`.
 * Each ground-truth frame is paired with the **latest** output whose
-  timestamp (finish time) is ``<= t``: an output finishing exactly at ``t``
-  counts (``while timestamps[tidx_p1] <= t``). A frame before the first
-  output gets no detections and counts as a miss.
+  timestamp (finish time) is ``<= t``, compared without tolerance: an
+  output finishing exactly at ``t`` counts, one finishing any time after
+  ``t`` does not (``while tidx_p1 < len(timestamps) and
+  timestamps[tidx_p1] <= t: tidx_p1 += 1``, then output ``tidx_p1 - 1``).
+  Of several outputs finishing at the same time the last one counts. A
+  frame before the first output gets no detections and counts as a miss.
+* densekit compares exact rational times (:func:`pair_stream_predictions`),
+  so float round-off cannot move a pairing: ``fid / fps`` is exact and
+  timestamps are taken as given, Fractions exactly and floats through
+  :func:`~densekit.evaluation.functional.stream_simulation.exact_time`,
+  which preserves every float comparison. Float timestamps therefore pair
+  exactly as sap-toolkit pairs them, and
+  :func:`~densekit.evaluation.functional.simulate_stream`'s exact
+  ``exact_finish_times`` pair as the arithmetic says (sap-toolkit's float
+  clock can land a hair after a frame it reaches exactly).
 * The frame receives the detections of its paired output, re-labelled with
   the frame's ``image_id``, and COCO AP is computed over all frames by
   pycocotools, exactly like offline AP (sap-toolkit's ``eval_ccf``).
@@ -29,7 +41,9 @@ or a sequence name from the annotation file's ``sequences``)::
     {
         'img_ids': (P,) int    # image id of each output's INPUT frame, or
         'fids': (P,) int       # its frame index in the sequence (one of two)
-        'finish_times': (P,)   # seconds since frame 0 arrived, non-decreasing
+        'finish_times': (P,)   # seconds since frame 0 arrived, non-decreasing;
+                               # floats or exact Fractions (simulate_stream's
+                               # exact_finish_times)
         'bboxes': [ (Ni, 4) ]  # per output, x1y1x2y2 pixels of the frame
         'scores': [ (Ni,) ],
         'labels': [ (Ni,) ],   # class indices into ``cat_ids``
@@ -39,40 +53,67 @@ or a sequence name from the annotation file's ``sequences``)::
 the annotation file's category ids sorted, the order mmdet's ``CocoDataset``
 gives labels when ``classes`` lists the categories in id order.
 """
+import bisect
 import contextlib
 import copy
 import io
 import os
-from numbers import Integral
+from fractions import Fraction
+from numbers import Integral, Real
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from .stream_simulation import exact_time
 
 __all__ = [
     'pair_stream_predictions', 'streaming_coco_eval', 'offline_coco_eval',
     'load_stream_gt'
 ]
 
-# fractional slack on "an output cannot finish before its input arrived"
-_TIME_EPS = 1e-9
+# seconds of slack of the input check "an output cannot finish before its
+# input frame arrived" only (e.g. ``fid * (1 / fps)`` one ulp early); the
+# pairing itself has no slack
+_CAUSAL_SLACK = Fraction(1, 10**9)
 _STAT_NAMES = ('', '50', '75', '_s', '_m', '_l')
 
 
-def pair_stream_predictions(frame_times,
-                            finish_times,
-                            atol: float = 1e-9) -> np.ndarray:
+def _exact_times(values, name: str) -> List[Fraction]:
+    """1-D ``values`` as exact Fractions (:func:`exact_time`)."""
+    arr = np.asarray(values, dtype=object)
+    if arr.ndim != 1:
+        raise ValueError(f'{name} must be 1-D, but got shape {arr.shape}')
+    out = []
+    for k, value in enumerate(arr.tolist()):
+        try:
+            out.append(exact_time(value))
+        except (TypeError, ValueError):
+            raise ValueError(f'{name}[{k}] is {value!r}, not a finite time '
+                             'in seconds') from None
+    return out
+
+
+def pair_stream_predictions(frame_times, finish_times) -> np.ndarray:
     """Index of the latest output finished at or before each frame's time.
 
+    The rule of sap-toolkit's ``streaming_eval.py``: frame ``i`` (at
+    ``t_i``) gets output ``j = max{j : finish_times[j] <= t_i}``, with no
+    tolerance, or none (-1). Times are compared as exact rationals: ints
+    and :class:`~fractions.Fraction` exactly, floats as read by
+    :func:`~densekit.evaluation.functional.stream_simulation.exact_time`
+    (which keeps the order of any two floats, so float inputs pair exactly
+    as the toolkit's float comparison pairs them).
+
+    Changed: the ``atol`` argument (a 1e-9 s slack) is gone; pass exact
+    times (``simulate_stream(...).exact_finish_times``, ``Fraction(fid) /
+    fps``) where float round-off would land an output after a frame it
+    reaches exactly.
+
     Args:
-        frame_times (array-like): float (F, ) times of the ground-truth
-            frames in seconds (``fid / fps``), any order.
-        finish_times (array-like): float (P, ) output timestamps in
-            seconds, non-decreasing (one detector process emits them in
-            order).
-        atol (float): Seconds of slack for the tie rule, so that float
-            round-off (``5 / 30 + 1 / 30 < 6 / 30``) cannot move an output
-            that finishes exactly at a frame's time past it. Defaults to
-            1e-9.
+        frame_times (array-like): (F, ) times of the ground-truth frames in
+            seconds (``fid / fps``), any order; numbers or Fractions.
+        finish_times (array-like): (P, ) output timestamps in seconds,
+            non-decreasing (one detector process emits them in order).
 
     Returns:
         np.ndarray: int64 (F, ): for each frame the index into
@@ -81,35 +122,29 @@ def pair_stream_predictions(frame_times,
         ``i`` with ``j`` (or with a later ``j'`` finishing at the same time).
 
     Raises:
-        ValueError: An input is not 1-D, holds NaN/inf, or ``finish_times``
-            decreases somewhere (the index is named).
+        ValueError: An input is not 1-D, holds NaN/inf or non-numbers, or
+            ``finish_times`` decreases somewhere (the index is named).
 
     Examples:
         >>> pair_stream_predictions([0, 1 / 30, 2 / 30], [0.04, 0.05])
         array([-1,  0,  1])
+        >>> from fractions import Fraction
+        >>> pair_stream_predictions([Fraction(6, 30)], [Fraction(1, 5)])
+        array([0])
     """
-    frame_times = np.asarray(frame_times, dtype=np.float64)
-    finish_times = np.asarray(finish_times, dtype=np.float64)
-    for name, arr in (('frame_times', frame_times),
-                      ('finish_times', finish_times)):
-        if arr.ndim != 1:
-            raise ValueError(f'pair_stream_predictions: {name} must be 1-D, '
-                             f'but got shape {arr.shape}')
-        if not np.isfinite(arr).all():
-            bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-            raise ValueError(f'pair_stream_predictions: {name}[{bad}] is '
-                             f'{arr[bad]}, not a finite time')
-    steps = np.diff(finish_times)
-    if (steps < 0).any():
-        k = int(np.flatnonzero(steps < 0)[0]) + 1
-        raise ValueError(
-            'pair_stream_predictions: finish_times must be non-decreasing '
-            f'(one detector emits outputs in order), but output {k} '
-            f'finishes at {finish_times[k]} before output {k - 1} at '
-            f'{finish_times[k - 1]}')
-    return np.searchsorted(
-        finish_times, frame_times + atol,
-        side='right').astype(np.int64) - 1
+    frames = _exact_times(frame_times, 'pair_stream_predictions: '
+                          'frame_times')
+    finish = _exact_times(finish_times, 'pair_stream_predictions: '
+                          'finish_times')
+    for k in range(1, len(finish)):
+        if finish[k] < finish[k - 1]:
+            raise ValueError(
+                'pair_stream_predictions: finish_times must be '
+                'non-decreasing (one detector emits outputs in order), but '
+                f'output {k} finishes at {float(finish[k])} before output '
+                f'{k - 1} at {float(finish[k - 1])}')
+    return np.asarray([bisect.bisect_right(finish, t) - 1 for t in frames],
+                      dtype=np.int64)
 
 
 # ------------------------------------------------------------ ground truth
@@ -270,8 +305,9 @@ def _check_seq_predictions(pred: Mapping, seq: dict, sid: int,
     out = dict(fids=fids, img_ids=img_ids, bboxes=bboxes, scores=scores,
                labels=labels)
     if 'finish_times' in pred:
-        finish = np.asarray(pred['finish_times'],
-                            dtype=np.float64).reshape(-1)
+        # exact (Fractions), see pair_stream_predictions
+        finish = _exact_times(pred['finish_times'],
+                              f'streaming eval: {name}: finish_times')
         if len(finish) != num:
             raise ValueError(f'streaming eval: {name}: {num} outputs but '
                              f'{len(finish)} finish_times')
@@ -279,28 +315,25 @@ def _check_seq_predictions(pred: Mapping, seq: dict, sid: int,
     return out
 
 
-def _check_causal(pred: dict, seq: dict, sid: int, fps: float) -> None:
+def _check_causal(pred: dict, seq: dict, sid: int, fps: Fraction) -> None:
     name = f'sequence {seq["name"]} (sid {sid})'
     finish, fids = pred['finish_times'], pred['fids']
-    if not np.isfinite(finish).all():
-        k = int(np.flatnonzero(~np.isfinite(finish))[0])
-        raise ValueError(f'streaming eval: {name}, output {k}: finish time '
-                         f'{finish[k]} is not finite')
-    steps = np.diff(finish)
-    if (steps < 0).any():
-        k = int(np.flatnonzero(steps < 0)[0]) + 1
-        raise ValueError(
-            f'streaming eval: {name}: finish_times must be non-decreasing, '
-            f'but output {k} (input fid {fids[k]}) finishes at '
-            f'{finish[k]:.6f} s, before output {k - 1} (input fid '
-            f'{fids[k - 1]}) at {finish[k - 1]:.6f} s')
-    early = finish < fids / fps - _TIME_EPS
-    if early.any():
-        k = int(np.flatnonzero(early)[0])
-        raise ValueError(
-            f'streaming eval: {name}, output {k}: finishes at '
-            f'{finish[k]:.6f} s, before its input frame fid {fids[k]} '
-            f'arrived at {fids[k] / fps:.6f} s (fid / fps, fps={fps})')
+    for k in range(1, len(finish)):
+        if finish[k] < finish[k - 1]:
+            raise ValueError(
+                f'streaming eval: {name}: finish_times must be '
+                f'non-decreasing, but output {k} (input fid {fids[k]}) '
+                f'finishes at {float(finish[k]):.6f} s, before output '
+                f'{k - 1} (input fid {fids[k - 1]}) at '
+                f'{float(finish[k - 1]):.6f} s')
+    for k, (done, fid) in enumerate(zip(finish, fids.tolist())):
+        arrival = fid / fps
+        if done < arrival - _CAUSAL_SLACK:
+            raise ValueError(
+                f'streaming eval: {name}, output {k}: finishes at '
+                f'{float(done):.6f} s, before its input frame fid {fid} '
+                f'arrived at {float(arrival):.6f} s (fid / fps, '
+                f'fps={float(fps)})')
 
 
 def _to_numpy_results(img_ids: np.ndarray, pred: dict, take: np.ndarray,
@@ -406,7 +439,7 @@ def _prepare(coco_gt, predictions, seqs, cat_ids, need_times):
 
 def streaming_coco_eval(coco_gt,
                         predictions: Mapping[Union[int, str], Mapping],
-                        fps: float = 30.0,
+                        fps: Union[float, Fraction] = 30.0,
                         *,
                         seqs: Optional[Sequence[Union[int, str]]] = None,
                         cat_ids: Optional[Sequence[int]] = None,
@@ -414,16 +447,18 @@ def streaming_coco_eval(coco_gt,
     """Streaming AP of per-sequence timestamped outputs.
 
     Every ground-truth frame of the evaluated sequences is paired with the
-    latest output finished at or before ``fid / fps``
-    (:func:`pair_stream_predictions`), receives that output's detections
-    under its own ``image_id``, and pycocotools scores all frames (those
-    without an output have no detections: their objects are misses).
+    latest output finished at or before ``fid / fps`` (exact comparison, no
+    tolerance: :func:`pair_stream_predictions`), receives that output's
+    detections under its own ``image_id``, and pycocotools scores all
+    frames (those without an output have no detections: their objects are
+    misses).
 
     Args:
         coco_gt (COCO | str): Ground truth (Argoverse-HD format).
         predictions (Mapping): ``{sid or sequence name: dict}``, see the
             module docstring; ``finish_times`` is required.
-        fps (float): Frame rate of the ground truth. Defaults to 30.
+        fps (float | Fraction): Frame rate of the ground truth. Defaults
+            to 30.
         seqs (Sequence[int | str], optional): Sequences to evaluate; None
             means all sequences of the ground truth, each of which must then
             have predictions.
@@ -452,8 +487,10 @@ def streaming_coco_eval(coco_gt,
         ...     bboxes=[b0, b2], scores=[s0, s2], labels=[l0, l2])})
         {'sAP': 0.31, 'sAP50': 0.52, ..., 'num_missed': 2, ...}
     """
-    if not np.isfinite(fps) or fps <= 0:
+    if isinstance(fps, bool) or not isinstance(fps, Real) or \
+            not np.isfinite(float(fps)) or fps <= 0:
         raise ValueError(f'streaming_coco_eval: fps must be > 0, got {fps}')
+    fps_q = exact_time(fps)
     coco, gt_seqs, preds, eval_sids, cat_ids = _prepare(
         coco_gt, predictions, seqs, cat_ids, need_times=True)
     parts, frame_ids = [], []
@@ -467,9 +504,11 @@ def streaming_coco_eval(coco_gt,
         if pred is None or len(pred['fids']) == 0:
             num_missed += len(seq['fids'])
             continue
-        _check_causal(pred, seq, sid, fps)
-        take = pair_stream_predictions(seq['fids'] / fps,
-                                       pred['finish_times'])
+        _check_causal(pred, seq, sid, fps_q)
+        # exact frame times fid / fps (sap-toolkit: t = ii / fps)
+        take = pair_stream_predictions(
+            [fid / fps_q for fid in seq['fids'].tolist()],
+            pred['finish_times'])
         paired = take >= 0
         num_missed += int((~paired).sum())
         input_fids = pred['fids'][take[paired]]

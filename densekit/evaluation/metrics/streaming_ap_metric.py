@@ -263,7 +263,7 @@ class StreamingAPMetric(BaseMetric):
             chosen = [frames[f] for f in picked]
             stream_preds[sid] = dict(
                 img_ids=[e['cur_img_id'] for e in chosen],
-                finish_times=schedule.finish_times,
+                finish_times=schedule.exact_finish_times,  # exact pairing
                 bboxes=[e['bboxes'] for e in chosen],
                 scores=[e['scores'] for e in chosen],
                 labels=[e['labels'] for e in chosen])

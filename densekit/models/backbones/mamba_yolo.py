@@ -320,3 +320,55 @@ def _convert_key(key: str) -> Optional[str]:
         new = _rename(rest, _DETECT_RENAMES)
         return None if new == rest else f'bbox_head.{new}'
     return None
+
+
+def mamba_yolo_arch_of(
+        state_dict: Dict[str, Tensor],
+        prefix: str = 'backbone.'
+) -> Tuple[Optional[str], int, Tuple[int, ...]]:
+    """The scale of a densekit-keyed Mamba YOLO state dict.
+
+    Read from the stem width (output channels of the stem's second conv:
+    T 32, B 64, L 96) and the number of VSS blocks of stages 1-4 (T and B
+    ``(1, 1, 3, 1)``, L ``(2, 2, 6, 2)``), compared with what
+    :class:`MambaYOLO` builds for each entry of
+    :attr:`MambaYOLO.arch_variants`.
+
+    Args:
+        state_dict (dict[str, Tensor]): densekit keys, e.g. the output of
+            :func:`convert_mamba_yolo` or a built detector's state dict.
+        prefix (str): Prefix of the backbone's keys. Defaults to
+            'backbone.'.
+
+    Returns:
+        tuple: ``(arch, stem_channels, depths)``; ``arch`` is 'T', 'B' or
+        'L', or None when the width and depths match no official scale.
+
+    Raises:
+        ValueError: The state dict has no Mamba YOLO stem
+            (``{prefix}stages.0.conv2.conv.weight``).
+    """
+    stem_key = f'{prefix}stages.0.conv2.conv.weight'
+    if stem_key not in state_dict:
+        raise ValueError(f'mamba_yolo_arch_of: no Mamba YOLO stem weight '
+                         f'{stem_key!r} in the state dict (first keys: '
+                         f'{list(state_dict)[:3]})')
+    stem = int(state_dict[stem_key].shape[0])
+    blocks = [set() for _ in MambaYOLO.arch_settings]
+    pattern = re.compile(
+        rf'^{re.escape(prefix)}stages\.(\d+)\.blocks\.(\d+)\.')
+    for key in state_dict:
+        match = pattern.match(key)
+        if match and 1 <= int(match.group(1)) <= len(blocks):
+            blocks[int(match.group(1)) - 1].add(match.group(2))
+    depths = tuple(len(b) for b in blocks)
+    for arch, variant in MambaYOLO.arch_variants.items():
+        want_stem = make_divisible(
+            min(MambaYOLO.stem_channels, variant['max_channels']),
+            variant['widen_factor'])
+        want_depths = tuple(
+            make_round(n, variant['deepen_factor'])
+            for _, n, _, _ in MambaYOLO.arch_settings)
+        if (stem, depths) == (want_stem, want_depths):
+            return arch, stem, depths
+    return None, stem, depths

@@ -154,9 +154,17 @@ def _check_inputs(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
                              f'of u) or None, but {got}')
 
 
-def _compute_dtype(u: Tensor) -> torch.dtype:
-    """float64 stays float64; everything else is computed in float32."""
-    return torch.float64 if u.dtype == torch.float64 else torch.float32
+def _compute_dtype(*tensors: Optional[Tensor]) -> torch.dtype:
+    """float64 when any input is float64, else float32.
+
+    fp16/bf16 are computed in float32 (a float32 state, as mamba's
+    ``selective_scan_fn`` does), and no input is ever rounded down: a
+    float64 ``u`` with float32 ``A``/``D``/``delta_bias`` (the casts of the
+    official SS2D applied to a float64 model) is computed in float64, and so
+    is a float32 ``u`` with a float64 ``A``.
+    """
+    wide = any(t is not None and t.dtype == torch.float64 for t in tensors)
+    return torch.float64 if wide else torch.float32
 
 
 def plan_segments(batch: int, dim: int, state: int, length: int,
@@ -490,8 +498,11 @@ def selective_scan_chunked(u: Tensor,
             padded).
 
     Returns:
-        Tensor: r(B D L) ``y`` in ``u``'s dtype. fp16/bf16 inputs are
-        computed in float32, float64 in float64.
+        Tensor: r(B D L) ``y`` in ``u``'s dtype. Computed in float64 when
+        any input is float64, else in float32 (fp16/bf16 inputs get a
+        float32 state, as in mamba's ``selective_scan_fn``); the inputs may
+        mix dtypes (e.g. fp16 ``u``/``delta``/``B``/``C`` with float32
+        ``A``/``D``/``delta_bias``, the official SS2D's casts).
 
     Note:
         Chunk size and memory: time is processed in segments of ``K``
@@ -523,7 +534,7 @@ def selective_scan_chunked(u: Tensor,
     batch, dim, length = u.shape
     chunk, seg_chunks, _ = plan_segments(batch, dim, A.shape[1], length,
                                          chunk_size)
-    x, dt, A, B, C = _prepare_inputs(u, delta, A, B, C, delta_bias,
+    x, dt, A, B, C = _prepare_inputs(u, delta, A, B, C, D, delta_bias,
                                      delta_softplus)
     # autocast would run the inner matmuls in half precision
     args = (x, dt, A, B, C, chunk, seg_chunks)
@@ -545,11 +556,13 @@ def _check_chunk_size(chunk_size: Optional[int]) -> None:
 
 
 def _prepare_inputs(u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
-                    C: Tensor, delta_bias: Optional[Tensor],
+                    C: Tensor, D: Optional[Tensor],
+                    delta_bias: Optional[Tensor],
                     delta_softplus: bool) -> Tuple[Tensor, ...]:
-    """``(u, dt, A, B, C)`` in the compute dtype, ``dt`` the final step size
-    (bias and softplus applied, differentiably), ``B``/``C`` 4-dim."""
-    dtype = _compute_dtype(u)
+    """``(u, dt, A, B, C)`` in the compute dtype (:func:`_compute_dtype`
+    of all inputs, ``D`` included), ``dt`` the final step size (bias and
+    softplus applied, differentiably), ``B``/``C`` 4-dim."""
+    dtype = _compute_dtype(u, delta, A, B, C, D, delta_bias)
     dt = delta.to(dtype)
     if delta_bias is not None:
         dt = dt + delta_bias.to(dtype)[:, None]
@@ -613,7 +626,10 @@ def selective_scan_cpp(u: Tensor,
     (``chunk_size`` here is the backward pass's recompute interval, default
     :data:`CPP_CHUNK`); CPU tensors only. Time runs sequentially per channel
     with the states in SIMD registers, channels in parallel over torch's
-    intra-op threads; float32 (fp16/bf16 computed in float32) and float64.
+    intra-op threads. The kernel has a float32 and a float64 instance; the
+    compute dtype is chosen as in :func:`selective_scan_chunked` (float64
+    when any input is float64, else float32, so fp16/bf16 are computed in
+    float32 and returned in ``u``'s dtype).
 
     Raises:
         RuntimeError: The extension is not built (the message says how to
@@ -628,7 +644,7 @@ def selective_scan_cpp(u: Tensor,
     if u.device.type != 'cpu':
         raise RuntimeError(f'selective_scan_cpp runs on the CPU, but the '
                            f'inputs are on {u.device}')
-    x, dt, A, B, C = _prepare_inputs(u, delta, A, B, C, delta_bias,
+    x, dt, A, B, C = _prepare_inputs(u, delta, A, B, C, D, delta_bias,
                                      delta_softplus)
     with torch.autocast('cpu', enabled=False):
         y = _CppSelectiveScan.apply(x, dt, A, B, C,
@@ -708,7 +724,7 @@ def _selective_scan_core(u, delta, A, B, C, D=None, delta_bias=None,
                            _float32(delta_bias), delta_softplus)
 
 
-def selective_path(u: Tensor) -> str:
+def selective_path(u: Tensor, *others: Optional[Tensor]) -> str:
     """Which implementation :func:`selective_scan_fn` uses for ``u``.
 
     ``DENSEKIT_SELECTIVE_SCAN`` wins when set: ``pytorch`` always takes the
@@ -717,6 +733,12 @@ def selective_path(u: Tensor) -> str:
     the fix otherwise); ``auto`` (the default) takes the C++ kernel for CPU
     inputs and a CUDA kernel for CUDA inputs when available, else the
     chunked path (warning once when the C++ kernel is missing).
+
+    The CUDA kernels have no float64 (and take ``A``, ``D``, ``delta_bias``
+    in float32), so CUDA inputs of which any (``u`` or ``others``, the
+    remaining arguments) is float64 take the chunked path under ``auto``
+    and raise ``RuntimeError`` under ``cuda``; the C++ kernel and the
+    chunked path compute them in float64.
 
     Returns:
         str: ``'cpp-cpu'``, ``'pytorch-chunked'``, ``'cuda (mamba_ssm)'`` or
@@ -752,6 +774,14 @@ def selective_path(u: Tensor) -> str:
             ('the inputs are on {}'.format(u.device) if not u.is_cuda else
              'no CUDA selective scan kernel is importable') +
             f'; {CUDA_INSTALL_HINT}')
+    if name is not None and _compute_dtype(u, *others) == torch.float64:
+        if choice == 'cuda':
+            raise RuntimeError(
+                f'{ENV_VAR}=cuda but the inputs are float64, which the CUDA '
+                f'kernels ({name}) do not support; cast the model to '
+                f'float32/fp16/bf16, or unset {ENV_VAR} (float64 then takes '
+                'the pure PyTorch path)')
+        name = None
     return name or 'pytorch-chunked'
 
 
@@ -781,10 +811,11 @@ def selective_scan_fn(u: Tensor,
         delta_softplus (bool): ``delta = softplus(delta + delta_bias)``.
 
     Returns:
-        Tensor: r(B D L) in ``u``'s dtype.
+        Tensor: r(B D L) in ``u``'s dtype; computed in float64 when any
+        input is float64, else with a float32 state (fp16/bf16 inputs).
     """
     _check_inputs(u, delta, A, B, C, D, delta_bias)
-    path = selective_path(u)
+    path = selective_path(u, delta, A, B, C, D, delta_bias)
     if path == 'cpp-cpu' and torch.jit.is_tracing():
         path = 'pytorch-chunked'  # a traced graph cannot hold the kernel
     _log_path_once(path)

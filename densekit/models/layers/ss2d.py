@@ -104,31 +104,51 @@ class SS2D(BaseModule):
     def scan(self, x: Tensor) -> Tensor:
         """Cross-scan, selective scan, cross-merge and ``out_norm``.
 
+        Dtypes follow the official ``cross_selective_scan``: ``u``, ``delta``,
+        ``B`` and ``C`` stay in the dtype of ``x`` (the model's), ``A``,
+        ``D`` and the ``delta`` bias are taken in float32, and the scan
+        returns ``x``'s dtype (computed with a float32 state for fp16/bf16,
+        as mamba's kernels do), so ``out_norm`` runs in the model's dtype.
+        While training, ``u``/``delta``/``B``/``C`` are cast to float32
+        first (the official ``force_fp32 = self.training``). float64 is
+        never lowered: in a float64 model ``A``, ``D`` and the bias stay
+        float64 (the official ``.to(torch.float)`` would round them to
+        float32; the official CUDA kernels have no float64 at all).
+
         Args:
             x (Tensor): (B, D, H, W), D = ``self.d_inner``.
 
         Returns:
-            Tensor: (B, D, H, W), the sum of the four routes, normalised over
-            D.
+            Tensor: (B, D, H, W) in ``x``'s dtype, the sum of the four
+            routes, normalised over D.
         """
         batch, dim, height, width = x.shape
         length = height * width
         k, rank, n = NUM_DIRECTIONS, self.dt_rank, self.d_state
+        # float32, or float64 for a float64 model (never lower)
+        param_dtype = torch.promote_types(x.dtype, torch.float32)
         xs = cross_scan(x)  # (B, K, D, L)
         x_dbl = torch.einsum('bkdl,kcd->bkcl', xs, self.x_proj_weight)
         dts, bs, cs = torch.split(x_dbl, [rank, n, n], dim=2)
         dts = torch.einsum('bkrl,kdr->bkdl', dts, self.dt_projs_weight)
+        scan_inputs = (xs.reshape(batch, k * dim, length),
+                       dts.reshape(batch, k * dim, length),
+                       bs.contiguous(), cs.contiguous())  # B, C: (B, K, N, L)
+        if self.training:  # official force_fp32 (forward_type 'v2')
+            scan_inputs = tuple(t.to(param_dtype) for t in scan_inputs)
+        us, dts, bs, cs = scan_inputs
         ys = selective_scan_fn(
-            xs.reshape(batch, k * dim, length).float(),
-            dts.reshape(batch, k * dim, length).float(),
-            -torch.exp(self.A_logs.float()),          # (K * D, N)
-            bs.float().contiguous(),                   # (B, K, N, L)
-            cs.float().contiguous(),                   # (B, K, N, L)
-            D=self.Ds.float(),
-            delta_bias=self.dt_projs_bias.reshape(-1).float(),
-            delta_softplus=True)                       # (B, K * D, L)
+            us, dts,
+            -torch.exp(self.A_logs.to(param_dtype)),  # (K * D, N)
+            bs, cs,
+            D=self.Ds.to(param_dtype),
+            delta_bias=self.dt_projs_bias.reshape(-1).to(param_dtype),
+            delta_softplus=True)  # (B, K * D, L), dtype of us
         y = cross_merge(ys.reshape(batch, k, dim, length), height, width)
-        y = self.out_norm(y.transpose(1, 2)).to(x.dtype)  # (B, L, D)
+        # y is float32 only while training a low-precision model, where the
+        # norm would otherwise see mixed dtypes (autocast casts it anyway)
+        y = y.transpose(1, 2).to(self.out_norm.weight.dtype)
+        y = self.out_norm(y).to(x.dtype)  # (B, L, D)
         return y.transpose(1, 2).reshape(batch, dim, height, width)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -272,7 +272,7 @@ def test_converter_is_idempotent_unwraps_and_reports(densekit_state_dicts):
         convert_mamba_yolo([1, 2])
 
 
-def test_converter_tool_checks_against_config(tmp_path, capsys):
+def _converter_tool():
     import importlib.util
     import os.path as osp
 
@@ -283,11 +283,25 @@ def test_converter_tool_checks_against_config(tmp_path, capsys):
                  'mamba_yolo_to_densekit.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def _config(size):
+    import os.path as osp
+
+    from tests.conftest import ROOT
+    return osp.join(ROOT, 'configs', 'det', f'mamba_yolo_{size}_coco.py')
+
+
+def test_converter_tool_checks_against_config(tmp_path, capsys):
+    tool = _converter_tool()
     src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
     torch.save(official_state_dict('T'), src)
-    config = osp.join(ROOT, 'configs', 'det', 'mamba_yolo_t_coco.py')
+    config = _config('t')
     assert tool.main([str(src), str(dst), '--config', config]) == 0
-    assert 'every key and shape matches' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'every key and shape matches' in out
+    assert 'checkpoint looks like T (stem 32 channels' in out
     saved = torch.load(dst, weights_only=True)
     assert saved['state_dict']['backbone.stages.0.conv1.conv.weight'].shape \
         == (16, 3, 3, 3)
@@ -295,3 +309,43 @@ def test_converter_tool_checks_against_config(tmp_path, capsys):
     torch.save({'model': nn.Conv2d(1, 1, 1)}, src)
     with pytest.raises(RuntimeError, match='--unpickle-model'):
         tool.main([str(src), str(dst)])
+
+
+@pytest.mark.parametrize('arch, stem, depths', [
+    ('T', 32, (1, 1, 3, 1)), ('B', 64, (1, 1, 3, 1)),
+    ('L', 96, (2, 2, 6, 2))])
+def test_arch_is_read_from_stem_width_and_depths(arch, stem, depths):
+    from densekit.models.backbones.mamba_yolo import mamba_yolo_arch_of
+    converted, _ = convert_mamba_yolo(official_state_dict(arch))
+    assert mamba_yolo_arch_of(converted) == (arch, stem, depths)
+    # a custom width matches no official scale
+    custom = MambaYOLO(arch='T', widen_factor=0.375)
+    found = mamba_yolo_arch_of(custom.state_dict(), prefix='')
+    assert found == (None, 48, (1, 1, 3, 1))
+    with pytest.raises(ValueError, match='no Mamba YOLO stem'):
+        mamba_yolo_arch_of({'neck.x': torch.zeros(1)})
+
+
+def test_converter_tool_refuses_a_scale_mismatch(tmp_path, capsys):
+    tool = _converter_tool()
+    src, dst = tmp_path / 'official_b.pth', tmp_path / 'densekit.pth'
+    torch.save(official_state_dict('B'), src)
+    # without --config: the inferred scale is printed, the file written
+    assert tool.main([str(src), str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert ('checkpoint looks like B (stem 64 channels, stage depths '
+            '1-1-3-1)') in out and 'pass --config' in out
+    assert torch.load(dst, weights_only=True)['meta']['arch'] == 'B'
+    dst.unlink()
+    # B weights against the T config: one summary line first, then the
+    # details; exit status 1 and no output file
+    assert tool.main([str(src), str(dst), '--config', _config('t')]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(
+        'checkpoint looks like B (stem 64 channels, stage depths 1-1-3-1), '
+        'config is T (stem 32 channels, stage depths 1-1-3-1)')
+    assert 'nothing written' in lines[0]
+    assert any('mismatches against' in line for line in lines[1:])
+    assert any('shape of backbone.stages.0.conv2.conv.weight' in line
+               for line in lines)
+    assert not dst.exists()

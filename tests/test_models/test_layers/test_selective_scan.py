@@ -316,6 +316,30 @@ def test_env_var_forces_and_checks_path(monkeypatch):
         scan_module.selective_path(u)
 
 
+def test_float64_cuda_inputs_take_the_chunked_path(monkeypatch):
+    # the CUDA kernels have no float64: auto falls back, cuda refuses
+    import types
+    monkeypatch.setattr(scan_module, '_import_cuda_scan',
+                        lambda: ('cuda (mamba_ssm)', None))
+    monkeypatch.delenv(scan_module.ENV_VAR, raising=False)
+
+    def fake_cuda(dtype):
+        return types.SimpleNamespace(device=torch.device('cuda'),
+                                     is_cuda=True, dtype=dtype)
+
+    a32 = fake_cuda(torch.float32)
+    assert scan_module.selective_path(fake_cuda(torch.float16), a32) == \
+        'cuda (mamba_ssm)'
+    assert scan_module.selective_path(fake_cuda(torch.float64)) == \
+        'pytorch-chunked'
+    # a float64 A with float32 u would be rounded by the kernel: same
+    assert scan_module.selective_path(
+        a32, fake_cuda(torch.float64)) == 'pytorch-chunked'
+    monkeypatch.setenv(scan_module.ENV_VAR, 'cuda')
+    with pytest.raises(RuntimeError, match='float64, which the CUDA'):
+        scan_module.selective_path(fake_cuda(torch.float64))
+
+
 def _cuda_kernel_name():
     if not torch.cuda.is_available():
         return None
