@@ -1,11 +1,20 @@
 """Shared fixtures: a tiny synthetic shapes set and a tiny training config."""
 import glob
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+
+# Triton kernels run on CPU tensors only in its interpreter, which must be
+# on before triton is first imported (tests/test_ops/
+# test_selective_scan_triton.py); with a GPU they compile instead
+if 'TRITON_INTERPRET' not in os.environ:
+    import torch
+    if not torch.cuda.is_available():
+        os.environ['TRITON_INTERPRET'] = '1'
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_IMG_SIZE = 128

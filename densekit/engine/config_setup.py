@@ -66,29 +66,63 @@ def prepare_config(config_path: str,
     return cfg
 
 
-def apply_selective_scan_impl(cfg: Config) -> None:
-    """Honour a config's top-level ``selective_scan_impl`` key.
+def apply_amp(cfg: Config, wrapper: Optional[str] = None) -> str:
+    """Switch a config's optimizer wrapper to mixed precision (in place):
+    ``--amp`` of ``tools/train.py``.
 
-    ``selective_scan_impl = 'pytorch'`` (or ``'auto'``, ``'cpp'``,
-    ``'cuda'``) forces the selective-scan implementation of every SS2D
-    block, as the ``DENSEKIT_SELECTIVE_SCAN`` environment variable does
-    (see :func:`densekit.models.layers.selective_scan.selective_path`); the
-    environment variable, when set, wins, like a command-line flag.
+    Args:
+        cfg (Config): The config.
+        wrapper (str, optional): ``'AmpOptimWrapper'`` (float16 autocast
+            with dynamic loss scaling, CUDA) or
+            ``'densekit.CPUAutocastOptimWrapper'`` (bfloat16 autocast, no
+            loss scaling, CPU). Defaults to what this machine runs
+            (:func:`densekit.utils.compat.check_amp_available`).
+
+    Returns:
+        str: The wrapper type set.
+    """
+    from densekit.utils.compat import check_amp_available
+    wrapper = wrapper or check_amp_available()
+    cfg.optim_wrapper.type = wrapper
+    if wrapper == 'AmpOptimWrapper':
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    else:  # CPU bfloat16 autocast: no loss scaling
+        cfg.optim_wrapper.dtype = 'bfloat16'
+    return wrapper
+
+
+def apply_selective_scan_impl(cfg: Config) -> None:
+    """Set the process-wide selective-scan implementation of the tools.
+
+    A config's top-level ``selective_scan_impl = 'pytorch'`` (or any of
+    :data:`densekit.models.layers.selective_scan.IMPLS`) applies to every
+    SS2D block built without an explicit ``scan_impl``; the environment
+    variable ``DENSEKIT_SELECTIVE_SCAN``, when set, wins, like a
+    command-line flag. Both are read here only (the entry points); library
+    code takes ``impl`` arguments
+    (:func:`densekit.models.layers.selective_scan.set_default_impl`).
 
     Raises:
-        ValueError: The value is not one of the implementations.
+        ValueError: A value is not one of the implementations.
     """
-    from densekit.models.layers.selective_scan import ENV_VAR, PATHS
+    from densekit.models.layers.selective_scan import (ENV_VAR, check_impl,
+                                                       set_default_impl)
     impl = cfg.get('selective_scan_impl')
-    if impl is None:
-        return
-    if impl not in PATHS:
-        raise ValueError(f'selective_scan_impl must be one of {PATHS}, but '
-                         f'the config says {impl!r}')
-    if os.environ.get(ENV_VAR):
-        if os.environ[ENV_VAR] != impl:
+    if impl is not None:
+        try:
+            impl = check_impl(impl)
+        except ValueError as e:
+            raise ValueError(f'selective_scan_impl in the config: {e}') \
+                from None
+    env = os.environ.get(ENV_VAR, '').strip()
+    if env:
+        try:
+            env = check_impl(env)
+        except ValueError as e:
+            raise ValueError(f'{ENV_VAR}: {e}') from None
+        if impl is not None and env != impl:
             print_log(f'selective_scan_impl={impl!r} in the config is '
-                      f'overridden by {ENV_VAR}={os.environ[ENV_VAR]}',
-                      logger='current')
-        return
-    os.environ[ENV_VAR] = impl
+                      f'overridden by {ENV_VAR}={env}', logger='current')
+        impl = env
+    if impl is not None:
+        set_default_impl(impl)

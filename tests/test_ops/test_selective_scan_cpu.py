@@ -9,8 +9,10 @@ import torch
 import densekit.models.layers.selective_scan as scan_module
 from densekit.models.layers import selective_scan_cpp, selective_scan_fn
 from densekit.ops import load_ext
-from tests.test_models.test_layers.test_selective_scan import (
-    check_parity, make_inputs, run_both, selective_scan_ref)
+from densekit.models.layers.selective_scan import selective_scan_ref
+from tests.test_models.test_layers.test_selective_scan import (check_parity,
+                                                               make_inputs,
+                                                               run_both)
 
 
 def test_extension_is_built():
@@ -135,22 +137,18 @@ def test_dispatch_prefers_kernel_on_cpu(monkeypatch):
     monkeypatch.setattr(scan_module, 'print_log',
                         lambda msg, **kw: messages.append(msg))
     monkeypatch.setattr(scan_module, '_logged_paths', set())
-    monkeypatch.delenv(scan_module.ENV_VAR, raising=False)
     assert scan_module.selective_path(inputs['u']) == 'cpp-cpu'
     y = selective_scan_fn(**inputs, delta_softplus=True)
-    assert messages == [
-        'selective scan: cpp-cpu (set DENSEKIT_SELECTIVE_SCAN='
-        'auto|pytorch|cpp|cuda to choose)']
+    assert len(messages) == 1 and messages[0].startswith(
+        'selective scan: cpp-cpu (choose with SS2D(scan_impl=...)')
     torch.testing.assert_close(
         y, selective_scan_cpp(**inputs, delta_softplus=True), rtol=0, atol=0)
-    monkeypatch.setenv(scan_module.ENV_VAR, 'cpp')
-    assert scan_module.selective_path(inputs['u']) == 'cpp-cpu'
-    monkeypatch.setenv(scan_module.ENV_VAR, 'pytorch')
-    assert scan_module.selective_path(inputs['u']) == 'pytorch-chunked'
+    assert scan_module.selective_path(inputs['u'], impl='cpp') == 'cpp-cpu'
+    assert scan_module.selective_path(inputs['u'], impl='pytorch') == \
+        'pytorch-chunked'
 
 
 def test_traced_forward_uses_chunked_path(monkeypatch):
-    monkeypatch.delenv(scan_module.ENV_VAR, raising=False)
     inputs = make_inputs(dim=8, length=16, dtype=torch.float32)
 
     def fn(u, delta):
@@ -205,7 +203,6 @@ def test_float64_is_never_lowered(monkeypatch):
             return ext.selective_scan_fwd(u, dt, A, B, C, *args)
 
     monkeypatch.setattr(scan_module, 'load_ext', lambda: (Spy(), None))
-    monkeypatch.delenv(scan_module.ENV_VAR, raising=False)
     # float64 u with float32 A, D, delta_bias: float64 compute, upcasting
     # the float32 parameters (the reference sees the same upcast values)
     low = {k: v.float() if k in ('A', 'D', 'delta_bias') else v

@@ -6,8 +6,11 @@ For each sequence length L the script times, on CPU, in float32:
   kernel (listed when ``densekit._ext`` is built);
 * ``chunked``: :func:`densekit.models.layers.selective_scan_chunked`;
 * ``reference``: the loop over L of mamba's ``selective_scan_ref``
-  (:func:`selective_scan_ref` below, a copy of the one in
-  ``tests/test_models/test_layers/test_selective_scan.py``).
+  (:func:`densekit.models.layers.selective_scan.selective_scan_ref`);
+* ``triton``: :func:`densekit.ops.selective_scan_triton.selective_scan_triton`
+  with ``--triton`` (needs ``triton``), run by Triton's interpreter
+  (``TRITON_INTERPRET=1``) on the CPU: a correctness check, far slower than
+  the others and no speed figure (use small ``--lengths``/``--dim``).
 
 ``forward`` runs under ``torch.no_grad()``; ``fwd+bwd`` is the forward with
 every input requiring grad plus ``y.backward(dy)``. Each (implementation, L)
@@ -26,9 +29,12 @@ Examples:
     python tools/analysis/benchmark_selective_scan.py
     python tools/analysis/benchmark_selective_scan.py --lengths 1600 \\
         --threads 1 --runs 10 --a-scale 100
+    python tools/analysis/benchmark_selective_scan.py --triton \\
+        --lengths 256 --dim 16
 """
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import sys
 import time
@@ -36,43 +42,19 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from terminaltables import AsciiTable
 
 from densekit.models.layers import selective_scan_chunked, selective_scan_cpp
+from densekit.models.layers.selective_scan import selective_scan_ref
 from densekit.ops import load_ext
-
-
-def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None,
-                       delta_softplus=False):
-    """mamba's ``selective_scan_ref`` (real A, no z): a loop over L."""
-    dtype_in = u.dtype
-    u, delta = u.float(), delta.float()
-    if delta_bias is not None:
-        delta = delta + delta_bias[:, None].float()
-    if delta_softplus:
-        delta = F.softplus(delta)
-    dim = u.shape[1]
-    B = B.float().repeat_interleave(dim // B.shape[1], dim=1)
-    C = C.float().repeat_interleave(dim // C.shape[1], dim=1)
-    delta_a = torch.exp(torch.einsum('bdl,dn->bdln', delta, A.float()))
-    delta_b_u = torch.einsum('bdl,bdnl,bdl->bdln', delta, B, u)
-    x = u.new_zeros(u.shape[0], dim, A.shape[1])
-    ys = []
-    for decay, inp, c in zip(delta_a.unbind(2), delta_b_u.unbind(2),
-                             C.unbind(3)):
-        x = decay * x + inp
-        ys.append((x * c).sum(-1))
-    y = torch.stack(ys, dim=2)
-    if D is not None:
-        y = y + u * D[:, None].float()
-    return y.to(dtype_in)
-
+from densekit.ops.selective_scan_triton import (selective_scan_triton,
+                                                triton_available)
 
 IMPLEMENTATIONS = dict(chunked=selective_scan_chunked,
                        reference=selective_scan_ref)
 if load_ext()[0] is not None:
     IMPLEMENTATIONS = {'cpp-cpu': selective_scan_cpp, **IMPLEMENTATIONS}
+IMPLEMENTATIONS['triton'] = selective_scan_triton  # timed only with --triton
 
 
 def make_inputs(batch: int, dim: int, state: int, groups: int, length: int,
@@ -180,7 +162,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--threads', type=int, default=2,
                         help='torch.set_num_threads. Defaults to 2')
+    parser.add_argument(
+        '--triton', action='store_true',
+        help='add the Triton kernels, run by the interpreter on the CPU '
+        '(correctness only)')
     args = parser.parse_args(argv)
+    if args.triton:
+        # before anything imports triton (spawned cases inherit it)
+        os.environ['TRITON_INTERPRET'] = '1'
+        if not triton_available():
+            parser.error('--triton needs triton (`pip install triton`)')
     if args.runs < 5 or args.warmup < 1:
         parser.error(f'need --runs >= 5 and --warmup >= 1 for a median and '
                      f'p90, got --runs {args.runs} --warmup {args.warmup}')
@@ -200,12 +191,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'max |y - y_ref|'
     ]
     rows = []
+    impls = [i for i in IMPLEMENTATIONS if i != 'triton' or args.triton]
     ctx = mp.get_context('spawn')
     for length in args.lengths:
         shape = dict(batch=args.batch, dim=args.dim, state=args.state,
                      groups=args.groups, length=length)
         results = {}
-        for impl in IMPLEMENTATIONS:
+        for impl in impls:
             with ctx.Pool(1) as pool:
                 results[impl] = pool.apply(
                     _case, (impl, shape, args.a_scale, args.warmup,
@@ -233,6 +225,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{args.a_scale:g}. Peak RSS: growth of a fresh process\'s resident '
           'memory over both timings (outputs, work buffers, autograd graph; '
           'inputs excluded).')
+    if args.triton:
+        print('triton: run by Triton\'s interpreter on the CPU '
+              '(TRITON_INTERPRET=1), for correctness only: its times are '
+              'not a speed figure (time it on a GPU)')
     return 0
 
 

@@ -9,9 +9,10 @@ __all__ = ['C2fBottleneck', 'C2fLayer', 'SPPFBottleneck', 'cross_scan',
            'cross_merge', 'SS2D', 'LayerNorm2d', 'LSBlock', 'RGBlock',
            'SimpleStem', 'VisionClueMerge', 'VSSBlock', 'XSSBlock']
 from .selective_scan import (selective_scan_chunked, selective_scan_cpp,  # noqa
-                             selective_scan_fn)
+                             selective_scan_fn, selective_scan_ref)
 
-__all__ += ['selective_scan_fn', 'selective_scan_chunked', 'selective_scan_cpp']
+__all__ += ['selective_scan_fn', 'selective_scan_chunked', 'selective_scan_cpp',
+            'selective_scan_ref']
 from .scse import SCSE  # noqa: E402
 
 __all__ += ['SCSE']

@@ -19,21 +19,34 @@ channel ``d`` reads group ``g = d // (D / G)`` of ``B`` and ``C``)::
     y_t  = sum_n C[g, n, t] * h_t + D[d] * u_t
 
 :func:`selective_scan_fn` is the public entry point and the one place the
-implementation is chosen (:func:`selective_path`):
+implementation is chosen (:func:`selective_path`), by its ``impl`` argument
+(``SS2D(scan_impl=...)`` passes it on):
 
-* ``cpp-cpu``: densekit's C++ kernel (:func:`selective_scan_cpp`,
-  ``densekit/ops/csrc/selective_scan_cpu.cpp``) for CPU inputs when the
-  extension is built;
-* ``cuda (mamba_ssm)`` / ``cuda (selective_scan_cuda_core)``: ``mamba_ssm``'s
-  ``selective_scan_cuda`` or VMamba's kernel for CUDA inputs when importable;
-* ``pytorch-chunked``: :func:`selective_scan_chunked` everywhere else (CPU
-  without the extension, with a one-line warning saying how to build it;
-  CUDA without a kernel; tracing).
+======================  ================================================
+``impl``                runs
+======================  ================================================
+``'auto'`` (default)    CPU: ``cpp``, else ``pytorch`` (warning once);
+                        CUDA: ``cuda`` when installed, else ``triton``
+                        when ``triton`` imports, else ``pytorch``;
+                        float64 never takes a CUDA/Triton kernel
+``'cpp'``               densekit's C++ kernel (:func:`selective_scan_cpp`,
+                        ``densekit/ops/csrc/selective_scan_cpu.cpp``)
+``'cuda'``              ``mamba_ssm``'s ``selective_scan_cuda`` or
+                        VMamba's ``selective_scan_cuda_core``
+``'triton'``            :func:`densekit.ops.selective_scan_triton.
+                        selective_scan_triton` (JIT-compiled, nothing to
+                        build; CPU tensors under ``TRITON_INTERPRET=1``)
+``'pytorch'``           :func:`selective_scan_chunked`, any device,
+                        traceable (also taken while tracing / exporting)
+``'reference'``         :func:`selective_scan_ref`, the sequential loop
+======================  ================================================
 
-The environment variable ``DENSEKIT_SELECTIVE_SCAN`` (``auto``, ``pytorch``,
-``cpp`` or ``cuda``; a config's top-level ``selective_scan_impl`` key sets it
-for ``tools/train.py``/``tools/test.py``) forces a path; the active path is
-logged once.
+Discovery is cached (no import is attempted per call) and the active path
+is logged once. ``impl=None`` means :func:`default_impl`, ``'auto'`` unless
+an entry point called :func:`set_default_impl`: ``tools/train.py`` and
+``tools/test.py`` do so from a config's ``selective_scan_impl`` key or the
+environment variable ``DENSEKIT_SELECTIVE_SCAN`` (which wins), the only
+places either is read.
 
 How the chunked path works (a two-level scan, Blelloch 1990, Sec. 1.4, with
 sequential sweeps at both levels; :func:`_segment_states`): time is cut into
@@ -58,11 +71,11 @@ adjoint ``g_t = C_t dy_t + exp(dt_{t+1} A) g_{t+1}``
 (:func:`_segment_adjoints`) after recomputing the states, as mamba's CUDA
 kernel does, so only the inputs are kept between forward and backward.
 """
+import functools
 import logging
 import math
-import os
 import threading
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -70,9 +83,15 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from densekit.ops import BUILD_HINT, load_ext
+from densekit.ops.selective_scan_triton import (selective_scan_triton,
+                                                triton_available,
+                                                triton_interpreted)
 
+# read by the tools' entry points only (set_default_impl), never here
 ENV_VAR = 'DENSEKIT_SELECTIVE_SCAN'
-PATHS = ('auto', 'pytorch', 'cpp', 'cuda')
+# the values of selective_scan_fn(impl=...) / SS2D(scan_impl=...)
+IMPLS = ('auto', 'reference', 'pytorch', 'cpp', 'triton', 'cuda')
+PATHS = IMPLS  # former name
 # Steps per chunk of the C++ kernel: the backward pass recomputes a chunk's
 # states into two (CPP_CHUNK, N) buffers (8 KiB at N = 16, in L1) from the
 # state saved at its start (forward memory B * D * N * L / CPP_CHUNK).
@@ -94,11 +113,12 @@ CUDA_INSTALL_HINT = (
     'install mamba_ssm (`pip install mamba-ssm --no-build-isolation`, needs '
     'a CUDA toolkit matching torch) or build VMamba\'s kernel (`cd '
     'kernels/selective_scan && pip install .` in the VMamba repository), or '
-    f'unset {ENV_VAR} / set {ENV_VAR}=pytorch to use the pure PyTorch path')
+    "use impl='auto' (the Triton kernel, else the pure PyTorch path)")
 
 _warned_no_ext = []
 
 _logged_paths = set()
+_default_impl = ['auto']
 _workspace = threading.local()
 
 
@@ -656,13 +676,16 @@ def _log_path_once(path: str) -> None:
     if path not in _logged_paths:
         _logged_paths.add(path)
         print_log(
-            f'selective scan: {path} (set {ENV_VAR}=auto|pytorch|cpp|cuda to '
-            'choose)', logger='current', level=logging.INFO)
+            f'selective scan: {path} (choose with SS2D(scan_impl=...), '
+            f'selective_scan_fn(impl=...), or for the tools {ENV_VAR} / a '
+            "config's selective_scan_impl: one of " + ', '.join(IMPLS) + ')',
+            logger='current', level=logging.INFO)
 
 
+@functools.lru_cache(maxsize=None)
 def _import_cuda_scan():
     """``(path name, scan function)`` of an installed CUDA kernel, or
-    ``(None, None)``."""
+    ``(None, None)``; the import is attempted once."""
     try:
         import selective_scan_cuda  # noqa: F401
         from mamba_ssm.ops import selective_scan_interface  # noqa: F401
@@ -724,40 +747,92 @@ def _selective_scan_core(u, delta, A, B, C, D=None, delta_bias=None,
                            _float32(delta_bias), delta_softplus)
 
 
-def selective_path(u: Tensor, *others: Optional[Tensor]) -> str:
-    """Which implementation :func:`selective_scan_fn` uses for ``u``.
+def set_default_impl(impl: str) -> None:
+    """The implementation :func:`selective_scan_fn` uses when called with
+    ``impl=None`` (SS2D modules built without ``scan_impl``): one of
+    :data:`IMPLS`. The tools' entry points set it from a config's
+    ``selective_scan_impl`` key or ``DENSEKIT_SELECTIVE_SCAN``
+    (:func:`densekit.engine.config_setup.apply_selective_scan_impl`);
+    library code passes ``impl`` instead."""
+    _default_impl[0] = check_impl(impl)
 
-    ``DENSEKIT_SELECTIVE_SCAN`` wins when set: ``pytorch`` always takes the
-    chunked path; ``cpp`` requires the built extension and CPU inputs,
-    ``cuda`` a CUDA kernel and CUDA inputs (both raise ``RuntimeError`` with
-    the fix otherwise); ``auto`` (the default) takes the C++ kernel for CPU
-    inputs and a CUDA kernel for CUDA inputs when available, else the
-    chunked path (warning once when the C++ kernel is missing).
 
-    The CUDA kernels have no float64 (and take ``A``, ``D``, ``delta_bias``
-    in float32), so CUDA inputs of which any (``u`` or ``others``, the
-    remaining arguments) is float64 take the chunked path under ``auto``
-    and raise ``RuntimeError`` under ``cuda``; the C++ kernel and the
-    chunked path compute them in float64.
+def default_impl() -> str:
+    """What ``impl=None`` means now (``'auto'`` unless an entry point
+    called :func:`set_default_impl`)."""
+    return _default_impl[0]
+
+
+def check_impl(impl: str) -> str:
+    """``impl`` normalised, or ``ValueError`` listing :data:`IMPLS`."""
+    name = str(impl).strip().lower()
+    if name not in IMPLS:
+        raise ValueError(f'selective scan implementation must be one of '
+                         f'{IMPLS}, got {impl!r}')
+    return name
+
+
+def available_impls(device: Union[str, torch.device] = 'cpu') -> dict:
+    """Which implementations run on ``device`` here: ``{name: 'yes' |
+    'no (why)'}`` over :data:`IMPLS` (without ``'auto'``)."""
+    device = torch.device(device)
+    ext, reason = load_ext()
+    cuda_name = _import_cuda_scan()[0]
+    on_cuda = device.type == 'cuda'
+    triton_ok = triton_available()
+    return {
+        'reference': 'yes',
+        'pytorch': 'yes',
+        'cpp': ('yes' if ext is not None and not on_cuda else
+                'no (CPU only)' if on_cuda else f'no ({reason})'),
+        'triton': ('yes' if triton_ok and (on_cuda or triton_interpreted())
+                   else 'no (triton not importable)' if not triton_ok else
+                   'no (CPU tensors need TRITON_INTERPRET=1)'),
+        'cuda': (f'yes: {cuda_name}' if cuda_name and on_cuda else
+                 'no (CUDA only)' if not on_cuda else
+                 'no (mamba_ssm / selective_scan_cuda_core not installed)'),
+    }
+
+
+def selective_path(u: Tensor, *others: Optional[Tensor],
+                   impl: Optional[str] = None) -> str:
+    """Which implementation :func:`selective_scan_fn` runs for ``u``.
+
+    ``impl`` (default: :func:`default_impl`, normally ``'auto'``):
+
+    * ``'auto'``: CPU inputs take the C++ kernel when the extension is
+      built (else the chunked path, warning once how to build it); CUDA
+      inputs take ``mamba_ssm`` / VMamba's kernel when installed, else the
+      Triton kernel when ``triton`` imports, else the chunked path. Inputs
+      of which any (``u`` or ``others``) is float64 never take a CUDA or
+      Triton kernel (no float64 there; the C++ and chunked paths compute
+      them in float64).
+    * ``'cpp'``, ``'cuda'``, ``'triton'``: that kernel, or ``RuntimeError``
+      with the fix when it cannot run these inputs;
+    * ``'pytorch'``: the chunked pure-PyTorch path (any device, traceable);
+    * ``'reference'``: the sequential loop :func:`selective_scan_ref`.
+
+    Discovery is cached: no import is attempted per call.
 
     Returns:
-        str: ``'cpp-cpu'``, ``'pytorch-chunked'``, ``'cuda (mamba_ssm)'`` or
+        str: ``'cpp-cpu'``, ``'pytorch-chunked'``, ``'reference'``,
+        ``'triton'``, ``'cuda (mamba_ssm)'`` or
         ``'cuda (selective_scan_cuda_core)'``.
     """
-    choice = os.environ.get(ENV_VAR, 'auto').strip().lower() or 'auto'
-    if choice not in PATHS:
-        raise ValueError(f'{ENV_VAR} must be one of {PATHS}, but got '
-                         f'{choice!r}')
+    choice = check_impl(impl if impl is not None else default_impl())
     if choice == 'pytorch':
         return 'pytorch-chunked'
+    if choice == 'reference':
+        return 'reference'
+    wide = _compute_dtype(u, *others) == torch.float64
     if choice == 'cpp' or (choice == 'auto' and u.device.type == 'cpu'):
         ext, reason = load_ext()
         if choice == 'cpp' and (ext is None or u.device.type != 'cpu'):
             raise RuntimeError(
-                f'{ENV_VAR}=cpp but ' +
+                "selective scan impl='cpp' but " +
                 (f'the inputs are on {u.device}' if ext is not None else
                  f"densekit's C++ extension is not built ({reason})") +
-                f'; {BUILD_HINT}, or unset {ENV_VAR}')
+                f"; {BUILD_HINT}, or use impl='auto'")
         if ext is not None:
             return 'cpp-cpu'
         if not _warned_no_ext:
@@ -767,22 +842,35 @@ def selective_path(u: Tensor, *others: Optional[Tensor]) -> str:
                 f'({reason}); using the slower pure-PyTorch path. To build '
                 f'it: {BUILD_HINT}', logger='current', level=logging.WARNING)
         return 'pytorch-chunked'
+    if choice == 'triton':
+        if not triton_available():
+            raise RuntimeError("selective scan impl='triton' but triton is "
+                               'not importable; pip install triton')
+        if wide:
+            raise RuntimeError("selective scan impl='triton' but the inputs "
+                               'are float64; use impl=\'pytorch\' or '
+                               "'cpp' for float64")
+        return 'triton'
     name = _import_cuda_scan()[0] if u.is_cuda else None
     if choice == 'cuda' and name is None:
         raise RuntimeError(
-            f'{ENV_VAR}=cuda but ' +
-            ('the inputs are on {}'.format(u.device) if not u.is_cuda else
+            "selective scan impl='cuda' but " +
+            (f'the inputs are on {u.device}' if not u.is_cuda else
              'no CUDA selective scan kernel is importable') +
             f'; {CUDA_INSTALL_HINT}')
-    if name is not None and _compute_dtype(u, *others) == torch.float64:
+    if wide:
         if choice == 'cuda':
             raise RuntimeError(
-                f'{ENV_VAR}=cuda but the inputs are float64, which the CUDA '
-                f'kernels ({name}) do not support; cast the model to '
-                f'float32/fp16/bf16, or unset {ENV_VAR} (float64 then takes '
-                'the pure PyTorch path)')
-        name = None
-    return name or 'pytorch-chunked'
+                f"selective scan impl='cuda' but the inputs are float64, "
+                f'which the CUDA kernels ({name}) do not support; cast the '
+                "model to float32/fp16/bf16, or use impl='auto' (float64 "
+                'then takes the pure PyTorch path)')
+        return 'pytorch-chunked'
+    if name is not None:
+        return name
+    if u.is_cuda and triton_available():
+        return 'triton'
+    return 'pytorch-chunked'
 
 
 def selective_scan_fn(u: Tensor,
@@ -792,13 +880,15 @@ def selective_scan_fn(u: Tensor,
                       C: Tensor,
                       D: Optional[Tensor] = None,
                       delta_bias: Optional[Tensor] = None,
-                      delta_softplus: bool = False) -> Tensor:
+                      delta_softplus: bool = False,
+                      impl: Optional[str] = None) -> Tensor:
     """Mamba's selective scan; signature and shapes of ``mamba_ssm``'s.
 
-    Dispatches (see :func:`selective_path`) to densekit's C++ kernel for
-    CPU inputs, to ``mamba_ssm`` / ``selective_scan_cuda_core`` for CUDA
-    inputs when installed, else to :func:`selective_scan_chunked`; logs the
-    active path once.
+    Runs the implementation :func:`selective_path` picks for ``impl``
+    (densekit's C++ kernel for CPU inputs; ``mamba_ssm`` /
+    ``selective_scan_cuda_core``, else the Triton kernel, for CUDA inputs;
+    the chunked pure-PyTorch path otherwise, and under tracing or ONNX
+    export) and logs the active path once.
 
     Args:
         u (Tensor): r(B D L).
@@ -809,15 +899,17 @@ def selective_scan_fn(u: Tensor,
         D (Tensor, optional): r(D).
         delta_bias (Tensor, optional): r(D).
         delta_softplus (bool): ``delta = softplus(delta + delta_bias)``.
+        impl (str, optional): One of :data:`IMPLS`; None: the process
+            default (:func:`default_impl`, ``'auto'``).
 
     Returns:
         Tensor: r(B D L) in ``u``'s dtype; computed in float64 when any
         input is float64, else with a float32 state (fp16/bf16 inputs).
     """
     _check_inputs(u, delta, A, B, C, D, delta_bias)
-    path = selective_path(u, delta, A, B, C, D, delta_bias)
-    if path == 'cpp-cpu' and torch.jit.is_tracing():
-        path = 'pytorch-chunked'  # a traced graph cannot hold the kernel
+    path = selective_path(u, delta, A, B, C, D, delta_bias, impl=impl)
+    if path not in ('pytorch-chunked', 'reference') and _exporting():
+        path = 'pytorch-chunked'  # a traced graph cannot hold a kernel
     _log_path_once(path)
     if path == 'cpp-cpu':
         return selective_scan_cpp(u, delta, A, B, C, D, delta_bias,
@@ -825,6 +917,70 @@ def selective_scan_fn(u: Tensor,
     if path == 'pytorch-chunked':
         return selective_scan_chunked(u, delta, A, B, C, D, delta_bias,
                                       delta_softplus)
+    if path == 'reference':
+        return selective_scan_ref(u, delta, A, B, C, D, delta_bias,
+                                  delta_softplus)
+    if path == 'triton':
+        return selective_scan_triton(u, delta, A, B, C, D, delta_bias,
+                                     delta_softplus)
     scan = _import_cuda_scan()[1]
     return scan(u, delta, A, B, C, D, delta_bias=delta_bias,
                 delta_softplus=delta_softplus)
+
+
+def _exporting() -> bool:
+    """Tracing (``torch.jit.trace``) or an ONNX export in progress."""
+    if torch.jit.is_tracing():
+        return True
+    onnx = getattr(torch, 'onnx', None)
+    return bool(onnx is not None and getattr(onnx, 'is_in_onnx_export',
+                                             lambda: False)())
+
+
+def selective_scan_ref(u: Tensor,
+                       delta: Tensor,
+                       A: Tensor,
+                       B: Tensor,
+                       C: Tensor,
+                       D: Optional[Tensor] = None,
+                       delta_bias: Optional[Tensor] = None,
+                       delta_softplus: bool = False) -> Tensor:
+    """The sequential reference: mamba's ``selective_scan_ref``
+    (``state-spaces/mamba:mamba_ssm/ops/selective_scan_interface.py``) for
+    real ``A`` without ``z``, a Python loop over L. What every fast path
+    is tested against.
+
+    Args: as :func:`selective_scan_fn` (without ``impl``).
+
+    Returns:
+        Tensor: r(B D L) in ``u``'s dtype, computed in
+        :func:`_compute_dtype` (float64 when any input is float64, else
+        float32).
+    """
+    _check_inputs(u, delta, A, B, C, D, delta_bias)
+    dtype_in = u.dtype
+    dtype = _compute_dtype(u, delta, A, B, C, D, delta_bias)
+    u, delta = u.to(dtype), delta.to(dtype)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dtype)[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    dim = u.shape[1]
+    B = (B.unsqueeze(1) if B.dim() == 3 else B).to(dtype)
+    C = (C.unsqueeze(1) if C.dim() == 3 else C).to(dtype)
+    B = B.repeat_interleave(dim // B.shape[1], dim=1)  # (b, D, N, L)
+    C = C.repeat_interleave(dim // C.shape[1], dim=1)
+    delta_a = torch.exp(torch.einsum('bdl,dn->bdln', delta, A.to(dtype)))
+    delta_b_u = torch.einsum('bdl,bdnl,bdl->bdln', delta, B, u)
+    x = u.new_zeros(u.shape[0], dim, A.shape[1])
+    ys = []
+    # unbind, not [..., i]: autograd then stacks one gradient instead of
+    # adding L full-size ones (quadratic in L)
+    for decay, inp, c in zip(delta_a.unbind(2), delta_b_u.unbind(2),
+                             C.unbind(3)):
+        x = decay * x + inp
+        ys.append((x * c).sum(-1))
+    y = torch.stack(ys, dim=2)
+    if D is not None:
+        y = y + u * D.to(dtype)[:, None]
+    return y.to(dtype_in)

@@ -22,7 +22,7 @@ official weights load after key renaming only
 (:func:`densekit.models.backbones.mamba_yolo.convert_mamba_yolo`).
 """
 import math
-from typing import Union
+from typing import Optional, Union
 
 import torch
 import torch.nn as nn
@@ -30,7 +30,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from .cross_scan import NUM_DIRECTIONS, cross_merge, cross_scan
-from .selective_scan import selective_scan_fn
+from .selective_scan import check_impl, selective_scan_fn
 
 
 class SS2D(BaseModule):
@@ -48,6 +48,11 @@ class SS2D(BaseModule):
         conv_bias (bool): Bias of the depthwise conv. Defaults to True.
         bias (bool): Bias of ``in_proj``/``out_proj``. Defaults to False.
         dropout (float): Dropout after ``out_proj``. Defaults to 0.
+        scan_impl (str, optional): The selective scan implementation
+            (``impl`` of :func:`~.selective_scan.selective_scan_fn`:
+            ``'auto'``, ``'cpp'``, ``'cuda'``, ``'triton'``, ``'pytorch'``,
+            ``'reference'``); settable afterwards (``module.scan_impl``).
+            Defaults to None: the process default (``'auto'``).
 
     Note:
         Initialisation is the official one (VMamba's "simple" init): ``Ds``
@@ -67,8 +72,12 @@ class SS2D(BaseModule):
                  conv_bias: bool = True,
                  bias: bool = False,
                  dropout: float = 0.0,
+                 scan_impl: Optional[str] = None,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
+        # which selective scan runs (selective_scan_fn's ``impl``); None:
+        # the process default, 'auto' unless a tool set it
+        self.scan_impl = None if scan_impl is None else check_impl(scan_impl)
         if dt_rank != 'auto' and not (isinstance(dt_rank, int)
                                       and dt_rank > 0):
             raise ValueError(
@@ -143,7 +152,8 @@ class SS2D(BaseModule):
             bs, cs,
             D=self.Ds.to(param_dtype),
             delta_bias=self.dt_projs_bias.reshape(-1).to(param_dtype),
-            delta_softplus=True)  # (B, K * D, L), dtype of us
+            delta_softplus=True,
+            impl=self.scan_impl)  # (B, K * D, L), dtype of us
         y = cross_merge(ys.reshape(batch, k, dim, length), height, width)
         # y is float32 only while training a low-precision model, where the
         # norm would otherwise see mixed dtypes (autocast casts it anyway)

@@ -7,43 +7,9 @@ import torch.nn.functional as F
 
 import densekit.models.layers.selective_scan as scan_module
 from densekit.models.layers import selective_scan_chunked, selective_scan_fn
+from densekit.models.layers.selective_scan import selective_scan_ref
 
 NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')
-
-
-def selective_scan_ref(u, delta, A, B, C, D=None, delta_bias=None,
-                       delta_softplus=False):
-    """mamba's ``selective_scan_ref`` (real A, no z): a loop over L.
-
-    u, delta: (b, D, L); A: (D, N); B, C: (b, G, N, L) or (b, N, L);
-    D, delta_bias: (D,). Computes in float32 (float64 for float64 input).
-    """
-    dtype_in = u.dtype
-    dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
-    u, delta = u.to(dtype), delta.to(dtype)
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(dtype)[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
-    dim = u.shape[1]
-    B = (B.unsqueeze(1) if B.dim() == 3 else B).to(dtype)
-    C = (C.unsqueeze(1) if C.dim() == 3 else C).to(dtype)
-    B = B.repeat_interleave(dim // B.shape[1], dim=1)  # (b, D, N, L)
-    C = C.repeat_interleave(dim // C.shape[1], dim=1)
-    delta_a = torch.exp(torch.einsum('bdl,dn->bdln', delta, A.to(dtype)))
-    delta_b_u = torch.einsum('bdl,bdnl,bdl->bdln', delta, B, u)
-    x = u.new_zeros(u.shape[0], dim, A.shape[1])
-    ys = []
-    # unbind, not [..., i]: autograd then stacks one gradient instead of
-    # adding L full-size ones (quadratic in L)
-    for decay, inp, c in zip(delta_a.unbind(2), delta_b_u.unbind(2),
-                             C.unbind(3)):
-        x = decay * x + inp
-        ys.append((x * c).sum(-1))
-    y = torch.stack(ys, dim=2)
-    if D is not None:
-        y = y + u * D.to(dtype)[:, None]
-    return y.to(dtype_in)
 
 
 def make_inputs(batch=2, dim=8, state=4, groups=2, length=37,
@@ -283,7 +249,6 @@ def test_dispatch_without_extension_warns_once_and_uses_chunked_path(
     monkeypatch.setattr(scan_module, '_warned_no_ext', [])
     monkeypatch.setattr(scan_module, 'load_ext',
                         lambda: (None, 'ImportError: not built'))
-    monkeypatch.delenv(scan_module.ENV_VAR, raising=False)
     assert scan_module.selective_path(inputs['u']) == 'pytorch-chunked'
     y = selective_scan_fn(**inputs, delta_softplus=True)
     selective_scan_fn(**inputs, delta_softplus=True)
@@ -297,23 +262,86 @@ def test_dispatch_without_extension_warns_once_and_uses_chunked_path(
         atol=0)
 
 
-def test_env_var_forces_and_checks_path(monkeypatch):
+def test_impl_argument_forces_and_checks_path(monkeypatch):
     u = torch.zeros(1, 2, 3)
-    monkeypatch.setenv(scan_module.ENV_VAR, 'pytorch')
-    assert scan_module.selective_path(u) == 'pytorch-chunked'
-    monkeypatch.setenv(scan_module.ENV_VAR, 'cuda')
+    assert scan_module.selective_path(u, impl='pytorch') == 'pytorch-chunked'
+    assert scan_module.selective_path(u, impl='reference') == 'reference'
+    monkeypatch.setattr(scan_module, '_import_cuda_scan',
+                        lambda: (None, None))
     with pytest.raises(RuntimeError, match='pip install mamba-ssm'):
-        scan_module.selective_path(u)
-    monkeypatch.setenv(scan_module.ENV_VAR, 'cpp')
+        scan_module.selective_path(u, impl='cuda')
     monkeypatch.setattr(scan_module, 'load_ext',
                         lambda: (None, 'ImportError: not built'))
     with pytest.raises(RuntimeError, match='C\\+\\+ extension is not built.*'
                        'build_ext --inplace'):
-        scan_module.selective_path(u)
-    monkeypatch.setenv(scan_module.ENV_VAR, 'triton')
-    with pytest.raises(ValueError, match=r"one of \('auto', 'pytorch', "
-                       r"'cpp', 'cuda'\), but got 'triton'"):
-        scan_module.selective_path(u)
+        scan_module.selective_path(u, impl='cpp')
+    monkeypatch.setattr(scan_module, 'triton_available', lambda: False)
+    with pytest.raises(RuntimeError, match='pip install triton'):
+        scan_module.selective_path(u, impl='triton')
+    with pytest.raises(ValueError, match=r"one of \('auto', 'reference', "
+                       r"'pytorch', 'cpp', 'triton', 'cuda'\), got 'fast'"):
+        scan_module.selective_path(u, impl='fast')
+
+
+def test_default_impl_is_auto_and_settable(monkeypatch):
+    monkeypatch.setattr(scan_module, '_default_impl', ['auto'])
+    u = torch.zeros(1, 2, 3)
+    # the environment variable is not read by the library
+    monkeypatch.setenv(scan_module.ENV_VAR, 'pytorch')
+    assert scan_module.default_impl() == 'auto'
+    scan_module.set_default_impl('reference')
+    assert scan_module.selective_path(u) == 'reference'
+    assert scan_module.selective_path(u, impl='pytorch') == 'pytorch-chunked'
+    with pytest.raises(ValueError, match='got \'nope\''):
+        scan_module.set_default_impl('nope')
+
+
+def test_cuda_dispatch_order(monkeypatch):
+    """auto on CUDA: an installed CUDA kernel, else Triton, else chunked."""
+    import types
+    u = types.SimpleNamespace(device=torch.device('cuda'), is_cuda=True,
+                              dtype=torch.float32)
+    monkeypatch.setattr(scan_module, '_import_cuda_scan',
+                        lambda: ('cuda (mamba_ssm)', None))
+    monkeypatch.setattr(scan_module, 'triton_available', lambda: True)
+    assert scan_module.selective_path(u, impl='auto') == 'cuda (mamba_ssm)'
+    monkeypatch.setattr(scan_module, '_import_cuda_scan',
+                        lambda: (None, None))
+    assert scan_module.selective_path(u, impl='auto') == 'triton'
+    monkeypatch.setattr(scan_module, 'triton_available', lambda: False)
+    assert scan_module.selective_path(u, impl='auto') == 'pytorch-chunked'
+
+
+def test_cuda_kernel_discovery_is_cached():
+    scan_module._import_cuda_scan()
+    info = scan_module._import_cuda_scan.cache_info()
+    scan_module.selective_path(torch.zeros(1, 2, 3))
+    scan_module._import_cuda_scan()
+    assert scan_module._import_cuda_scan.cache_info().misses == info.misses
+
+
+def test_ss2d_passes_its_scan_impl(monkeypatch):
+    from densekit.models.layers.ss2d import SS2D
+    seen = []
+    original = scan_module.selective_scan_fn
+
+    def spy(*args, impl=None, **kwargs):
+        seen.append(impl)
+        return original(*args, impl=impl, **kwargs)
+
+    import densekit.models.layers.ss2d as ss2d_module
+    monkeypatch.setattr(ss2d_module, 'selective_scan_fn', spy)
+    torch.manual_seed(0)
+    m = SS2D(8, d_state=4, scan_impl='reference').eval()
+    x = torch.randn(1, 8, 3, 4)
+    with torch.no_grad():
+        ref = m(x)
+        m.scan_impl = 'pytorch'
+        chunked = m(x)
+    assert seen == ['reference', 'pytorch']
+    torch.testing.assert_close(ref, chunked, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match='implementation must be one of'):
+        SS2D(8, scan_impl='fast')
 
 
 def test_float64_cuda_inputs_take_the_chunked_path(monkeypatch):
@@ -321,7 +349,6 @@ def test_float64_cuda_inputs_take_the_chunked_path(monkeypatch):
     import types
     monkeypatch.setattr(scan_module, '_import_cuda_scan',
                         lambda: ('cuda (mamba_ssm)', None))
-    monkeypatch.delenv(scan_module.ENV_VAR, raising=False)
 
     def fake_cuda(dtype):
         return types.SimpleNamespace(device=torch.device('cuda'),
@@ -335,9 +362,8 @@ def test_float64_cuda_inputs_take_the_chunked_path(monkeypatch):
     # a float64 A with float32 u would be rounded by the kernel: same
     assert scan_module.selective_path(
         a32, fake_cuda(torch.float64)) == 'pytorch-chunked'
-    monkeypatch.setenv(scan_module.ENV_VAR, 'cuda')
     with pytest.raises(RuntimeError, match='float64, which the CUDA'):
-        scan_module.selective_path(fake_cuda(torch.float64))
+        scan_module.selective_path(fake_cuda(torch.float64), impl='cuda')
 
 
 def _cuda_kernel_name():

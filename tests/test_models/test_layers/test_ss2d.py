@@ -8,8 +8,7 @@ import torch
 import densekit.models.layers.selective_scan as scan_module
 import densekit.models.layers.ss2d as ss2d_module
 from densekit.models.layers import SS2D
-from tests.test_models.test_layers.test_selective_scan import \
-    selective_scan_ref
+from densekit.models.layers.selective_scan import selective_scan_ref
 
 
 def test_parameters_match_official_shapes():
@@ -211,15 +210,16 @@ def test_detector_float64_reaches_the_kernel_and_matches_reference(
             kernel_dtypes.append(u.dtype)
             return ext.selective_scan_fwd(u, *args)
 
-    monkeypatch.delenv(scan_module.ENV_VAR, raising=False)
     monkeypatch.setattr(scan_module, 'load_ext', lambda: (Spy(), None))
     ours = _detector_outputs(model, x)
     num_ss2d = sum(isinstance(m, SS2D) for m in model.modules())
     assert len(kernel_dtypes) == num_ss2d > 0
     assert set(kernel_dtypes) == {torch.float64}
     # the sequential reference loop in place of the kernel, same model
-    monkeypatch.setattr('densekit.models.layers.ss2d.selective_scan_fn',
-                        selective_scan_ref)
+    monkeypatch.setattr(
+        'densekit.models.layers.ss2d.selective_scan_fn',
+        lambda *args, impl=None, **kwargs: selective_scan_ref(*args,
+                                                               **kwargs))
     ref = _detector_outputs(model, x)
     diff = max(_rel_diff(a, b) for a, b in zip(ours, ref))
     print(f'Mamba YOLO-T float64 (C++ kernel) vs sequential reference: max '
