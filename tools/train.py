@@ -19,8 +19,10 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from densekit.engine.config_setup import prepare_config  # noqa: E402
-from densekit.utils.compat import check_amp_available  # noqa: E402
+from densekit.engine.config_setup import (apply_amp,  # noqa: E402
+                                          prepare_config)
+from densekit.ops.mmcv_cuda_fallback import \
+    use_cpu_ops_for_cuda  # noqa: E402
 
 
 def parse_args():
@@ -55,17 +57,13 @@ def parse_args():
 
 def main():
     args = parse_args()
+    use_cpu_ops_for_cuda()  # a no-op unless mmcv lacks its CUDA ops
     cfg = prepare_config(
         args.config, launcher=args.launcher, cfg_options=args.cfg_options,
         work_dir=args.work_dir)
 
     if args.amp:
-        wrapper = check_amp_available()
-        cfg.optim_wrapper.type = wrapper
-        if wrapper == 'AmpOptimWrapper':
-            cfg.optim_wrapper.loss_scale = 'dynamic'
-        else:  # CPU bfloat16 autocast: no loss scaling
-            cfg.optim_wrapper.dtype = 'bfloat16'
+        apply_amp(cfg)
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or \
                 'base_batch_size' not in cfg.auto_scale_lr:
