@@ -16,8 +16,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from densekit.engine.config_setup import prepare_config  # noqa: E402
-from densekit.ops.mmcv_cuda_fallback import \
-    use_cpu_ops_for_cuda  # noqa: E402
+from densekit.ops.mmcv_cuda_fallback import adapt_mmcv_ops  # noqa: E402
 
 
 def parse_args():
@@ -56,7 +55,7 @@ def main():
     args = parse_args()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
-    use_cpu_ops_for_cuda()  # a no-op unless mmcv lacks its CUDA ops
+    adapt_mmcv_ops()  # a no-op unless mmcv lacks its CUDA ops
     cfg = prepare_config(
         args.config, launcher=args.launcher, cfg_options=args.cfg_options,
         work_dir=args.work_dir)

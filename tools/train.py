@@ -21,8 +21,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from densekit.engine.config_setup import (apply_amp,  # noqa: E402
                                           prepare_config)
-from densekit.ops.mmcv_cuda_fallback import \
-    use_cpu_ops_for_cuda  # noqa: E402
+from densekit.ops.mmcv_cuda_fallback import adapt_mmcv_ops  # noqa: E402
 
 
 def parse_args():
@@ -57,7 +56,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    use_cpu_ops_for_cuda()  # a no-op unless mmcv lacks its CUDA ops
+    # mmcv's kernels for CUDA tensors without its CUDA ops, and for CPU
+    # bfloat16 (a no-op otherwise)
+    adapt_mmcv_ops(low_precision_cpu=args.amp)
     cfg = prepare_config(
         args.config, launcher=args.launcher, cfg_options=args.cfg_options,
         work_dir=args.work_dir)

@@ -1,6 +1,7 @@
 """The CPU round trip that runs mmcv's CPU kernels for foreign tensors."""
 import sys
 
+import pytest
 import torch
 from mmcv.ops import nms
 
@@ -76,10 +77,10 @@ def test_wraps_mmcv_nms_and_keeps_its_results(monkeypatch):
     nms_module = sys.modules['mmcv.ops.nms']
     original = nms_module.ext_module
     try:
-        wrapped = fallback.use_cpu_ops_for_cuda(force=True)
+        wrapped = fallback.adapt_mmcv_ops(force=True)
         assert 'mmcv.ops.nms' in wrapped
         assert isinstance(nms_module.ext_module, CPURoundTripExt)
-        assert fallback.use_cpu_ops_for_cuda(force=True) == []  # once
+        assert fallback.adapt_mmcv_ops(force=True) == []  # once
         got = nms(boxes, scores, 0.5)
         assert torch.equal(got[0], expected[0])
         assert torch.equal(got[1], expected[1])
@@ -89,4 +90,26 @@ def test_wraps_mmcv_nms_and_keeps_its_results(monkeypatch):
                 module.ext_module = module.ext_module.wrapped_ext
     assert nms_module.ext_module is original
     # without CUDA nothing is wrapped
-    assert fallback.use_cpu_ops_for_cuda() == []
+
+
+def test_bfloat16_cpu_tensors_reach_the_float32_kernel():
+    """CPU bfloat16 autocast: mmcv's nms takes float32 only."""
+    import mmcv.ops.nms  # noqa: F401
+    nms_module = sys.modules['mmcv.ops.nms']
+    original = nms_module.ext_module
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]],
+                         dtype=torch.float32)
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    expected = nms(boxes, scores, 0.5)[1]
+    try:
+        with pytest.raises(RuntimeError):
+            nms(boxes.bfloat16(), scores.bfloat16(), 0.5)
+        assert fallback.adapt_mmcv_ops(low_precision_cpu=True)
+        dets, keep = nms(boxes.bfloat16(), scores.bfloat16(), 0.5)
+        assert torch.equal(keep, expected) and dets.dtype == torch.bfloat16
+    finally:
+        for module in fallback.mmcv_op_modules():
+            if isinstance(module.ext_module, CPURoundTripExt):
+                module.ext_module = module.ext_module.wrapped_ext
+    assert nms_module.ext_module is original
+    assert fallback.adapt_mmcv_ops() == []  # nothing needed here

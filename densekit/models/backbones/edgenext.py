@@ -53,7 +53,7 @@ from densekit.registry import MODELS
 from densekit.models.layers import LayerNorm2d
 from densekit.models.layers.padded_downsample import PaddedDownsample
 from densekit.models.layers.weight_init import (
-    trunc_normal_init_weights, layer_scale)
+    drop_path_rates, layer_scale, trunc_normal_init_weights)
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
@@ -365,7 +365,7 @@ class EdgeNeXt(BaseBackbone):
         settings = self._arch_settings(arch)
         self.arch = arch
         depths, dims = settings['depths'], settings['dims']
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        drop_paths = drop_path_rates(drop_path_rate, sum(depths))
         for i, (depth, dim) in enumerate(zip(depths, dims)):
             num_sdta = settings['global_blocks'][i]
             blocks = []

@@ -46,7 +46,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
-from densekit.models.layers.weight_init import layer_scale
+from densekit.models.layers.weight_init import drop_path_rates, layer_scale
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
@@ -447,7 +447,7 @@ class FocalNet(BaseBackbone):
         self.focal_windows = per_stage(setting['focal_windows'],
                                        'focal_windows')
         dims = [setting['embed_dims'] * 2**i for i in range(num_stages)]
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        drop_paths = drop_path_rates(drop_path_rate, sum(depths))
 
         channels = in_channels
         for i, depth in enumerate(depths):

@@ -71,7 +71,7 @@ from densekit.registry import MODELS
 from densekit.models.layers import LayerNorm2d
 from densekit.models.layers.padded_downsample import PaddedDownsample
 from densekit.models.layers.weight_init import (
-    trunc_normal_init_weights, layer_scale)
+    drop_path_rates, layer_scale, trunc_normal_init_weights)
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
@@ -370,8 +370,7 @@ class HorNet(BaseBackbone):
                          for s in settings['gf_sizes']]
         dims = settings.get('dims') or [
             settings['base_dim'] * 2**i for i in range(num_stages)]
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths),
-                                    device='cpu').tolist()
+        drop_paths = drop_path_rates(drop_path_rate, sum(depths))
         for i, depth in enumerate(depths):
             downsample = (
                 PaddedDownsample(in_channels, dims[0], 4, norm_first=False)

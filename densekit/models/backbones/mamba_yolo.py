@@ -39,6 +39,7 @@ from densekit.registry import MODELS
 from ..layers.c2f_layer import YOLO_ACT_CFG, YOLO_NORM_CFG
 from ..layers.mamba_yolo_blocks import SimpleStem, VisionClueMerge, VSSBlock
 from ..layers.sppf_bottleneck import SPPFBottleneck
+from ..layers.weight_init import drop_path_rates
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 from .yolov8_csp_darknet import make_divisible, make_round
@@ -145,7 +146,7 @@ class MambaYOLO(BaseBackbone):
 
         depths = [make_round(n, self.deepen_factor)
                   for _, n, _, _ in self.arch_settings]
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        drop_paths = drop_path_rates(drop_path_rate, sum(depths))
 
         channels = width(self.stem_channels)
         self.stages.append(SimpleStem(in_channels, channels,

@@ -58,6 +58,7 @@ from torch import Tensor
 
 from densekit.registry import MODELS
 from densekit.models.layers.std_conv2d import StdConv2d  # noqa: F401
+from densekit.models.layers.weight_init import drop_path_rates
 from densekit.models.utils.checkpoint import unwrap_state_dict
 from .base_backbone import BaseBackbone
 
@@ -128,7 +129,7 @@ class TokenEncoder(nn.Module):
         self.pos_embed = nn.Parameter(
             torch.zeros(1, grid_size[0] * grid_size[1], embed_dims))
         self.drop_after_pos = nn.Dropout(drop_rate)
-        dpr = torch.linspace(0, drop_path_rate, num_layers).tolist()
+        dpr = drop_path_rates(drop_path_rate, num_layers)
         self.layers = nn.ModuleList()
         for i in range(num_layers):
             layer = TransformerEncoderLayer(

@@ -66,7 +66,7 @@ from torch import Tensor
 
 from densekit.registry import MODELS
 from densekit.models.layers.weight_init import (
-    fan_out_normal_init_weights, layer_scale)
+    drop_path_rates, fan_out_normal_init_weights, layer_scale)
 from densekit.models.utils.checkpoint import convert_state_dict_keys
 from .base_backbone import BaseBackbone
 
@@ -466,7 +466,7 @@ class SMT(BaseBackbone):
         dims, depths = list(settings['embed_dims']), list(settings['depths'])
         self.depths = depths
         self.block_types = self.mixer_layout(settings)
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        drop_paths = drop_path_rates(drop_path_rate, sum(depths))
         channels = in_channels
         for i, depth in enumerate(depths):
             embed = SMTStem(channels, dims[i], settings['head_conv']) \

@@ -63,7 +63,8 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
 from densekit.registry import MODELS
-from densekit.models.layers.weight_init import fan_out_normal_init_weights
+from densekit.models.layers.weight_init import (drop_path_rates,
+                                                fan_out_normal_init_weights)
 from densekit.models.utils.checkpoint import convert_state_dict_keys
 from .base_backbone import BaseBackbone
 
@@ -576,7 +577,7 @@ class TransNeXt(BaseBackbone):
         if img_size // 2**(num_stages + 1) < 1:
             raise ValueError(f'TransNeXt: img_size must be at least '
                              f'{2**(num_stages + 1)}, got {img_size}')
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        drop_paths = drop_path_rates(drop_path_rate, sum(depths))
         channels = in_channels
         for i, depth in enumerate(depths):
             dims = settings['embed_dims'][i]

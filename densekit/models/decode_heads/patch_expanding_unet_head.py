@@ -19,6 +19,7 @@ from mmengine.model.weight_init import constant_init, trunc_normal_init
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
+from densekit.models.layers.weight_init import drop_path_rates
 from densekit.registry import MODELS
 
 __all__ = ['PatchExpanding', 'PatchExpandingUNetHead']
@@ -295,7 +296,7 @@ class PatchExpandingUNetHead(BaseDecodeHead):
                          ) -> List[List[float]]:
         """Per decoder level, the drop-path rate of each block."""
         if encoder_depths is None:
-            flat = torch.linspace(0, rate, max(sum(self.depths), 1)).tolist()
+            flat = drop_path_rates(rate, max(sum(self.depths), 1))
             starts = [sum(self.depths[:i]) for i in range(len(self.depths))]
         else:
             if len(encoder_depths) < len(self.depths) or any(
@@ -304,7 +305,7 @@ class PatchExpandingUNetHead(BaseDecodeHead):
                     'PatchExpandingUNetHead: encoder_depths must cover every '
                     f'decoder level, but got encoder_depths='
                     f'{list(encoder_depths)} for depths={self.depths}')
-            flat = torch.linspace(0, rate, sum(encoder_depths)).tolist()
+            flat = drop_path_rates(rate, sum(encoder_depths))
             starts = [sum(encoder_depths[:i]) for i in range(len(self.depths))]
         return [flat[s:s + d] for s, d in zip(starts, self.depths)]
 

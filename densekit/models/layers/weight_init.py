@@ -46,3 +46,11 @@ def layer_scale(dims: int, init_value: float,
     if not enabled:
         return None
     return nn.Parameter(torch.full((dims, ), float(init_value)))
+
+
+def drop_path_rates(max_rate: float, num_blocks: int) -> list:
+    """Stochastic-depth rates rising linearly from 0 to ``max_rate`` over
+    ``num_blocks`` blocks, as the official backbones compute them
+    (``torch.linspace(0, rate, n).tolist()``, float32 values); built on the
+    CPU so a model also builds under ``torch.device('meta')``."""
+    return torch.linspace(0, max_rate, num_blocks, device='cpu').tolist()
