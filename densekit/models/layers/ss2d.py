@@ -29,8 +29,10 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from densekit.ops.ss2d_scan import ss2d_scan_available, ss2d_scan_cpp
 from .cross_scan import NUM_DIRECTIONS, cross_merge, cross_scan
-from .selective_scan import check_impl, selective_scan_fn
+from .selective_scan import (_exporting, check_impl, default_impl,
+                             selective_scan_fn)
 
 
 class SS2D(BaseModule):
@@ -53,6 +55,13 @@ class SS2D(BaseModule):
             ``'auto'``, ``'cpp'``, ``'cuda'``, ``'triton'``, ``'pytorch'``,
             ``'reference'``); settable afterwards (``module.scan_impl``).
             Defaults to None: the process default (``'auto'``).
+        fused_scan (bool): Where the scan runs densekit's C++ kernel (CPU
+            tensors, ``scan_impl`` auto / cpp), run the whole cross-scan,
+            scan and cross-merge as one op
+            (:func:`densekit.ops.ss2d_scan.ss2d_scan_cpp`: no cross-scan
+            copies, step size and skip inside, routes merged into the
+            LayerNorm's layout; same results to rounding). Settable
+            afterwards. Defaults to True.
 
     Note:
         Initialisation is the official one (VMamba's "simple" init): ``Ds``
@@ -73,11 +82,13 @@ class SS2D(BaseModule):
                  bias: bool = False,
                  dropout: float = 0.0,
                  scan_impl: Optional[str] = None,
+                 fused_scan: bool = True,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         # which selective scan runs (selective_scan_fn's ``impl``); None:
         # the process default, 'auto' unless a tool set it
         self.scan_impl = None if scan_impl is None else check_impl(scan_impl)
+        self.fused_scan = fused_scan
         if dt_rank != 'auto' and not (isinstance(dt_rank, int)
                                       and dt_rank > 0):
             raise ValueError(
@@ -136,30 +147,51 @@ class SS2D(BaseModule):
         k, rank, n = NUM_DIRECTIONS, self.dt_rank, self.d_state
         # float32, or float64 for a float64 model (never lower)
         param_dtype = torch.promote_types(x.dtype, torch.float32)
-        xs = cross_scan(x)  # (B, K, D, L)
-        x_dbl = torch.einsum('bkdl,kcd->bkcl', xs, self.x_proj_weight)
-        dts, bs, cs = torch.split(x_dbl, [rank, n, n], dim=2)
-        dts = torch.einsum('bkrl,kdr->bkdl', dts, self.dt_projs_weight)
-        scan_inputs = (xs.reshape(batch, k * dim, length),
-                       dts.reshape(batch, k * dim, length),
-                       bs.contiguous(), cs.contiguous())  # B, C: (B, K, N, L)
-        if self.training:  # official force_fp32 (forward_type 'v2')
-            scan_inputs = tuple(t.to(param_dtype) for t in scan_inputs)
-        us, dts, bs, cs = scan_inputs
-        ys = selective_scan_fn(
-            us, dts,
-            -torch.exp(self.A_logs.to(param_dtype)),  # (K * D, N)
-            bs, cs,
-            D=self.Ds.to(param_dtype),
-            delta_bias=self.dt_projs_bias.reshape(-1).to(param_dtype),
-            delta_softplus=True,
-            impl=self.scan_impl)  # (B, K * D, L), dtype of us
-        y = cross_merge(ys.reshape(batch, k, dim, length), height, width)
-        # y is float32 only while training a low-precision model, where the
-        # norm would otherwise see mixed dtypes (autocast casts it anyway)
-        y = y.transpose(1, 2).to(self.out_norm.weight.dtype)
+        A = -torch.exp(self.A_logs.to(param_dtype))  # (K * D, N)
+        Ds = self.Ds.to(param_dtype)
+        bias = self.dt_projs_bias.reshape(-1).to(param_dtype)
+        if self._use_fused_scan(x):
+            # the projections are pointwise: computed in map order, each
+            # route's inputs are a permutation the op applies when reading
+            xf = x.flatten(2)  # (B, D, L)
+            x_dbl = torch.einsum('bdl,kcd->bkcl', xf, self.x_proj_weight)
+            dts, bs, cs = torch.split(x_dbl, [rank, n, n], dim=2)
+            dts = torch.einsum('bkrl,kdr->bkdl', dts, self.dt_projs_weight)
+            y = ss2d_scan_cpp(xf, dts, A, bs, cs, Ds, bias, height,
+                              width)  # (B, L, D), float32 / float64
+        else:
+            xs = cross_scan(x)  # (B, K, D, L)
+            x_dbl = torch.einsum('bkdl,kcd->bkcl', xs, self.x_proj_weight)
+            dts, bs, cs = torch.split(x_dbl, [rank, n, n], dim=2)
+            dts = torch.einsum('bkrl,kdr->bkdl', dts, self.dt_projs_weight)
+            scan_inputs = (xs.reshape(batch, k * dim, length),
+                           dts.reshape(batch, k * dim, length),
+                           bs.contiguous(), cs.contiguous())  # (B,K,N,L)
+            if self.training:  # official force_fp32 (forward_type 'v2')
+                scan_inputs = tuple(t.to(param_dtype) for t in scan_inputs)
+            us, dts, bs, cs = scan_inputs
+            ys = selective_scan_fn(
+                us, dts, A, bs, cs, D=Ds, delta_bias=bias,
+                delta_softplus=True,
+                impl=self.scan_impl)  # (B, K * D, L), dtype of us
+            y = cross_merge(ys.reshape(batch, k, dim, length), height, width)
+            y = y.transpose(1, 2)  # (B, L, D)
+        # y is float32 while training a low-precision model (and from the
+        # fused op), where the norm would otherwise see mixed dtypes
+        # (autocast casts it anyway)
+        y = y.to(self.out_norm.weight.dtype)
         y = self.out_norm(y).to(x.dtype)  # (B, L, D)
         return y.transpose(1, 2).reshape(batch, dim, height, width)
+
+    def _use_fused_scan(self, x: Tensor) -> bool:
+        """The fused op runs where the C++ scan would: CPU tensors,
+        ``scan_impl`` auto / cpp, not while tracing or exporting."""
+        if not self.fused_scan or x.device.type != 'cpu' or \
+                not ss2d_scan_available() or _exporting():
+            return False
+        impl = self.scan_impl if self.scan_impl is not None else \
+            default_impl()
+        return impl in ('auto', 'cpp')
 
     def forward(self, x: Tensor) -> Tensor:
         """Args: x (Tensor): (B, C, H, W), any H and W.

@@ -19,6 +19,20 @@ std::vector<at::Tensor> selective_scan_bwd(
     const at::Tensor& B, const at::Tensor& C, const at::Tensor& starts,
     const at::Tensor& dy, int64_t chunk);
 
+// ss2d_scan_cpu.cpp
+std::vector<at::Tensor> ss2d_scan_fwd(const at::Tensor& x,
+                                      const at::Tensor& dts,
+                                      const at::Tensor& A, const at::Tensor& B,
+                                      const at::Tensor& C, const at::Tensor& D,
+                                      const at::Tensor& delta_bias,
+                                      int64_t height, int64_t width,
+                                      int64_t chunk, bool save_states);
+std::vector<at::Tensor> ss2d_scan_bwd(
+    const at::Tensor& x, const at::Tensor& dts, const at::Tensor& A,
+    const at::Tensor& B, const at::Tensor& C, const at::Tensor& D,
+    const at::Tensor& delta_bias, const at::Tensor& starts,
+    const at::Tensor& dy, int64_t height, int64_t width, int64_t chunk);
+
 // roi_align_cpu.cpp
 at::Tensor roi_align_fwd(const at::Tensor& input, const at::Tensor& rois,
                          int64_t pooled_height, int64_t pooled_width,

@@ -165,6 +165,8 @@ def test_training_casts_scan_inputs_to_float32(monkeypatch):
         return scan(u, delta, A, B, C, **kwargs)
 
     m = _random_ss2d(torch.bfloat16)
+    m.fused_scan = False  # the unfused path's scan inputs (the fused op
+    # computes in float32 in both modes)
     x = torch.randn(1, 16, 3, 4).to(torch.bfloat16)
     monkeypatch.setattr('densekit.models.layers.ss2d.selective_scan_fn', spy)
     m.eval()(x)
@@ -205,17 +207,29 @@ def test_detector_float64_reaches_the_kernel_and_matches_reference(
     assert ext is not None, reason
     kernel_dtypes = []
 
-    class Spy:  # records what reaches densekit._ext.selective_scan_fwd
+    class Spy:  # records what reaches densekit._ext's SS2D / scan kernels
+        def __getattr__(self, name):
+            return getattr(ext, name)
+
+        def ss2d_scan_fwd(self, x, *args):
+            kernel_dtypes.append(x.dtype)
+            return ext.ss2d_scan_fwd(x, *args)
+
         def selective_scan_fwd(self, u, *args):
             kernel_dtypes.append(u.dtype)
             return ext.selective_scan_fwd(u, *args)
 
     monkeypatch.setattr(scan_module, 'load_ext', lambda: (Spy(), None))
-    ours = _detector_outputs(model, x)
+    monkeypatch.setattr('densekit.ops.ss2d_scan.load_ext',
+                        lambda: (Spy(), None))
+    ours = _detector_outputs(model, x)  # the fused C++ op (CPU default)
     num_ss2d = sum(isinstance(m, SS2D) for m in model.modules())
     assert len(kernel_dtypes) == num_ss2d > 0
     assert set(kernel_dtypes) == {torch.float64}
-    # the sequential reference loop in place of the kernel, same model
+    # the unfused path with the sequential reference loop, same model
+    for m in model.modules():
+        if isinstance(m, SS2D):
+            m.fused_scan = False
     monkeypatch.setattr(
         'densekit.models.layers.ss2d.selective_scan_fn',
         lambda *args, impl=None, **kwargs: selective_scan_ref(*args,
