@@ -801,7 +801,15 @@ def test_load_teacher_checkpoint_errors(tmp_path, nelson_s):
 # the CLI
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope='module')
-def tool():
+def convert():
+    """``convert.py efficientad *argv`` -> exit status."""
+    from tests.converter_cli import convert_cli
+    return convert_cli('efficientad')
+
+
+@pytest.fixture(scope='module')
+def old_tool():
+    """The old command, now an alias of convert.py."""
     spec = importlib.util.spec_from_file_location(
         'efficientad_to_densekit',
         osp.join(ROOT, 'tools', 'model_converters',
@@ -811,8 +819,7 @@ def tool():
     return module
 
 
-def test_tool_nelson(tmp_path, capsys, tool, nelson_s):
-    assert tool.convert_nelson_efficientad is convert_nelson_efficientad
+def test_tool_nelson(tmp_path, capsys, convert, old_tool, nelson_s):
     names = ('teacher', 'student', 'autoencoder')
     args = []
     for name, module in zip(names, nelson_s):
@@ -820,16 +827,22 @@ def test_tool_nelson(tmp_path, capsys, tool, nelson_s):
         torch.save(module, path)  # as efficientad.py does
         args += [f'--{name}', str(path)]
     dst = str(tmp_path / 'densekit.pth')
-    with pytest.raises(RuntimeError, match='--unsafe-load'):
-        tool.main(['nelson', *args, '--size', 'S', dst])
-    assert tool.main(['nelson', *args, '--size', 'S', dst,
-                      '--unsafe-load', '--check']) == 0
+    # whole pickled modules: refused without --unsafe-load, nothing written
+    assert convert([tmp_path, dst]) == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    assert 'weights_only=True' in line and '--unsafe-load' in line
+    assert not osp.exists(dst)
+    # the run directory (teacher_final.pth, ...) with the old command's
+    # arguments through the alias
+    assert old_tool.main(['nelson', *args, '--size', 'S', dst,
+                          '--unsafe-load', '--check']) == 0
     out = capsys.readouterr().out
     assert 'every key and shape matches EfficientAD-S' in out
     assert "model=dict(model_size='S')" in out
     model = EfficientAD(model_size='S', allow_random_teacher=True)
     saved = load_checkpoint(model, dst, map_location='cpu', strict=True)
-    assert saved['meta']['converter'] == 'convert_nelson_efficientad'
+    assert saved['meta']['converter'] == 'convert_efficientad'
+    assert saved['meta']['source'] == 'nelson'
     assert saved['meta']['model_size'] == 'S'
     assert saved['meta']['model_args']['map_postprocess'] == 'nelson1425'
     assert not saved['meta']['has_teacher_stats']
@@ -843,17 +856,21 @@ def test_tool_nelson(tmp_path, capsys, tool, nelson_s):
     teacher = PatchDescriptionNetwork('S', C)
     assert load_teacher_checkpoint(teacher, dst) == 'whole EfficientAD model'
     assert torch.equal(teacher.conv1.weight, nelson_s[0][0].weight)
-    with pytest.raises(ValueError, match='PDN-S'):
-        tool.main(['nelson', *args, '--size', 'M', dst, '--unsafe-load'])
+    # the directory form of convert.py; a wrong --size is refused
+    assert convert([tmp_path, dst, '--unsafe-load']) == 0
+    capsys.readouterr()
+    assert convert([tmp_path, dst, '--unsafe-load', '--size', 'M']) == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith('cannot convert') and 'PDN-S' in line
 
 
-def test_tool_anomalib(tmp_path, capsys, tool):
+def test_tool_anomalib(tmp_path, capsys, convert):
     src, dst = str(tmp_path / 'model.ckpt'), str(tmp_path / 'densekit.pth')
     sd = anomalib_state_dict('S')
     torch.save({'state_dict': sd, 'epoch': 3, 'global_step': 70000,
                 'hyper_parameters': {'model_size': 'small', 'padding': True,
                                      'lr': 1e-4}}, src)
-    assert tool.main(['anomalib', src, dst, '--check']) == 0
+    assert convert([src, dst, '--check']) == 0
     out = capsys.readouterr().out
     assert 'teacher statistics set, quantiles set' in out
     # anomalib's map order (pads even with padding=True, pad_maps default)
@@ -874,14 +891,22 @@ def test_tool_anomalib(tmp_path, capsys, tool):
     # pad_maps=False recorded; no hyper-parameters: anomalib's defaults
     torch.save({'state_dict': sd, 'hyper_parameters': {'pad_maps': False}},
                src)
-    assert tool.main(['anomalib', src, dst]) == 0
+    assert convert([src, dst]) == 0
     assert "model=dict(model_size='S', pad_maps=False, " \
         "map_postprocess='anomalib')" in capsys.readouterr().out
     torch.save({'state_dict': sd}, src)
-    assert tool.main(['anomalib', src, dst, '--check']) == 0
+    assert convert([src, dst, '--check']) == 0
     out = capsys.readouterr().out
     assert "defaults padding=False, pad_maps=True assumed" in out
     assert "model=dict(model_size='S', map_postprocess='anomalib')" in out
+    # keys of no EfficientAD layout: one line, status 1, nothing written
+    bad = str(tmp_path / 'bad.ckpt')
+    torch.save({'state_dict': dict(sd, **{'model.head.weight':
+                                          torch.zeros(1)})}, bad)
+    assert convert([bad, str(tmp_path / 'no.pth')]) == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    assert 'not in the anomalib EfficientAdModel layout' in line
+    assert not (tmp_path / 'no.pth').exists()
 
 
 def test_efficientad_model_args():
@@ -895,11 +920,17 @@ def test_efficientad_model_args():
         efficientad_model_args(state, 'x')
 
 
-def test_tool_check_reports_mismatches(tool, nelson_s):
+def test_tool_check_reports_mismatches(nelson_s):
+    from densekit.models.utils.checkpoint import state_dict_problems
+    from densekit.models.utils.weight_converters import CONVERTERS
+    spec = CONVERTERS['efficientad']
     state = convert_nelson_efficientad(*nelson_s)
-    assert tool.check_against_model(state) == []
+    found = spec.describe(state, {'teacher': {}, 'student': {},
+                                  'autoencoder': {}}, None)
+    model = spec.default_model(state, found, False, None)
+    assert state_dict_problems(state, model.state_dict())[0] == []
     state.pop('quantiles')
     state['teacher_std'] = torch.ones(1, 8, 1, 1)
-    problems = tool.check_against_model(state)
+    problems = state_dict_problems(state, model.state_dict())[0]
     assert 'missing in checkpoint: quantiles' in problems
     assert any(p.startswith('shape of teacher_std') for p in problems)

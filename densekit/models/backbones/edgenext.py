@@ -54,7 +54,8 @@ from densekit.models.layers import LayerNorm2d
 from densekit.models.layers.padded_downsample import PaddedDownsample
 from densekit.models.layers.weight_init import (
     drop_path_rates, layer_scale, trunc_normal_init_weights)
-from densekit.models.utils.checkpoint import unwrap_state_dict
+from densekit.models.utils.checkpoint import (UnconvertedKeysError,
+                                             unwrap_state_dict)
 from .base_backbone import BaseBackbone
 
 __all__ = ['EdgeNeXt', 'EdgeNeXtClassifier', 'edgenext_classifier',
@@ -508,6 +509,7 @@ _OURS = re.compile(r'^(backbone\.)?stages\.\d+\.(downsample|blocks)\.')
 
 
 def convert_edgenext(checkpoint,
+                     *,
                      with_head: bool = False,
                      use_ema: bool = False) -> Dict[str, Tensor]:
     """Map an official EdgeNeXt ImageNet checkpoint onto densekit's keys.
@@ -537,8 +539,9 @@ def convert_edgenext(checkpoint,
         densekit's layout is returned unchanged (with ``module.`` stripped).
 
     Raises:
-        ValueError: On keys that are not part of the official LN/GELU
-            EdgeNeXt (e.g. the BatchNorm buffers of ``*_bn_hs`` models).
+        UnconvertedKeysError: On keys that are not part of the official
+            LN/GELU EdgeNeXt (e.g. the BatchNorm buffers of ``*_bn_hs``
+            models); a ``ValueError`` and a ``KeyError``.
     """
     state_dict = unwrap_state_dict(
         checkpoint, 'convert_edgenext',
@@ -580,8 +583,8 @@ def convert_edgenext(checkpoint,
             continue
         unknown.append(key)
     if unknown:
-        raise ValueError(
-            f'convert_edgenext: {len(unknown)} keys are not part of the '
-            f'official LayerNorm/GELU EdgeNeXt (BN-HS checkpoints are not '
-            f'supported): {unknown[:8]}')
+        raise UnconvertedKeysError(
+            'convert_edgenext', 'official LayerNorm/GELU EdgeNeXt',
+            unknown, len(state_dict),
+            hint=' (BN-HS checkpoints are not supported)')
     return converted

@@ -47,7 +47,8 @@ from torch import Tensor
 
 from densekit.registry import MODELS
 from densekit.models.layers.weight_init import drop_path_rates, layer_scale
-from densekit.models.utils.checkpoint import unwrap_state_dict
+from densekit.models.utils.checkpoint import (UnconvertedKeysError,
+                                             unwrap_state_dict)
 from .base_backbone import BaseBackbone
 
 __all__ = ['FocalNet', 'FocalNetClassifier', 'focalnet_classifier',
@@ -655,7 +656,7 @@ def convert_focalnet(
         dict[str, Tensor]: The converted state dict.
 
     Raises:
-        KeyError: For keys this layout does not know (listed).
+        UnconvertedKeysError: For keys this layout does not know (listed).
     """
     state_dict = unwrap_state_dict(checkpoint, 'convert_focalnet')
     if any(k.startswith('backbone.') for k in state_dict):
@@ -674,8 +675,8 @@ def convert_focalnet(
         elif new_key:
             converted[new_key] = value
     if unknown:
-        raise KeyError(f'convert_focalnet: {len(unknown)} keys not in the '
-                       f'official FocalNet layout: {unknown[:10]}')
+        raise UnconvertedKeysError('convert_focalnet', 'official FocalNet',
+                                   unknown, len(state_dict))
     if focal_windows is not None:
         for key in list(converted):
             match = _FOCAL_CONV.match(key.replace('backbone.', '', 1))

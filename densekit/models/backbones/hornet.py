@@ -72,7 +72,8 @@ from densekit.models.layers import LayerNorm2d
 from densekit.models.layers.padded_downsample import PaddedDownsample
 from densekit.models.layers.weight_init import (
     drop_path_rates, layer_scale, trunc_normal_init_weights)
-from densekit.models.utils.checkpoint import unwrap_state_dict
+from densekit.models.utils.checkpoint import (UnconvertedKeysError,
+                                             unwrap_state_dict)
 from .base_backbone import BaseBackbone
 
 __all__ = ['HorNet', 'HorNetClassifier', 'hornet_classifier',
@@ -515,8 +516,8 @@ def _resize_complex_weight(weight: Tensor, size: Tuple[int, int]) -> Tensor:
 
 
 def convert_hornet(checkpoint,
-                   with_head: bool = False,
                    *,
+                   with_head: bool = False,
                    use_ema: bool = False,
                    gf_sizes: Optional[Sequence[GFSize]] = None
                    ) -> Dict[str, Tensor]:
@@ -558,7 +559,8 @@ def convert_hornet(checkpoint,
         dict[str, Tensor]: The converted state dict.
 
     Raises:
-        KeyError: For keys that are not in the official HorNet layout.
+        UnconvertedKeysError: For keys that are not in the official HorNet
+            layout.
     """
     state_dict = unwrap_state_dict(
         checkpoint, 'convert_hornet',
@@ -618,6 +620,6 @@ def _convert_official(state_dict: Dict[str, Tensor],
             continue
         unknown.append(key)
     if unknown:
-        raise KeyError(f'convert_hornet: {len(unknown)} keys are not in the '
-                       f'official HorNet layout: {unknown[:8]}')
+        raise UnconvertedKeysError('convert_hornet', 'official HorNet',
+                                   unknown, len(state_dict))
     return converted

@@ -40,7 +40,8 @@ from ..layers.c2f_layer import YOLO_ACT_CFG, YOLO_NORM_CFG
 from ..layers.mamba_yolo_blocks import SimpleStem, VisionClueMerge, VSSBlock
 from ..layers.sppf_bottleneck import SPPFBottleneck
 from ..layers.weight_init import drop_path_rates
-from densekit.models.utils.checkpoint import unwrap_state_dict
+from densekit.models.utils.checkpoint import (UnconvertedKeysError,
+                                              unwrap_state_dict)
 from .base_backbone import BaseBackbone
 from .yolov8_csp_darknet import make_divisible, make_round
 
@@ -237,8 +238,8 @@ def _rename(key: str, rules: List[Tuple[str, str]]) -> str:
     return key
 
 
-def convert_mamba_yolo(
-        checkpoint) -> Tuple[Dict[str, Tensor], List[str]]:
+def convert_mamba_yolo(checkpoint, *,
+                       with_head: bool = False) -> Dict[str, Tensor]:
     """Map an official Mamba YOLO checkpoint onto densekit's detector keys.
 
     Layer ``model.{i}`` of the official yaml goes to: 0 ->
@@ -250,10 +251,14 @@ def convert_mamba_yolo(
     21 (Detect) ``cv2``/``cv3`` -> ``bbox_head.reg_towers``/``cls_towers``.
     ``model.21.dfl.conv.weight`` is dropped on purpose: it is the fixed
     ``arange(reg_max)`` that :class:`YOLOv8Head` keeps as its ``proj``
-    buffer.
+    buffer. Half-precision tensors (released ultralytics files are fp16)
+    become float32.
 
     Safe to run twice: a dict already in densekit's layout (keys starting
     with ``backbone.``, ``neck.``, ``bbox_head.``) is returned unchanged.
+    The result loads into a detector of another class count too: the
+    head's class layers are then re-initialised
+    (:meth:`YOLOv8Head._load_from_state_dict`).
 
     Args:
         checkpoint (dict | nn.Module): A flat ``model.{i}.*`` state dict, an
@@ -261,25 +266,35 @@ def convert_mamba_yolo(
             ``'ema'`` preferred; unpickling it needs the official code on the
             Python path), an mmengine ``{'state_dict': ...}`` dict, or the
             official ``DetectionModel`` itself.
+        with_head (bool): Must be False: the detection head is part of the
+            detector and always converted (the argument is the common
+            converter signature's, for ImageNet classifier heads).
 
     Returns:
-        tuple[dict[str, Tensor], list[str]]: The converted state dict and the
-        official keys that were not converted (excluding the dropped DFL
-        weight); an empty list means every key was mapped.
+        dict[str, Tensor]: The whole detector's state dict
+        (``backbone.*``, ``neck.*``, ``bbox_head.*``).
+
+    Raises:
+        ValueError: ``with_head=True``.
+        UnconvertedKeysError: official keys this mapping does not know
+            (every one listed; the dropped DFL weight excepted), e.g. those
+            of another ultralytics model.
 
     Examples:
         Export a plain state dict in the official environment, then convert
-        here (``tools/model_converters/mamba_yolo_to_densekit.py`` does the
+        here (``tools/model_converters/convert.py mamba_yolo`` does the
         second step)::
 
             ckpt = torch.load('best.pt', weights_only=False)
             model = ckpt.get('ema') or ckpt['model']
             torch.save(model.float().state_dict(), 'mamba_yolo_t_sd.pth')
     """
+    if with_head:
+        raise ValueError(_DETECTOR_WITH_HEAD.format('convert_mamba_yolo'))
     state_dict = unwrap_state_dict(checkpoint, 'convert_mamba_yolo',
                                    keys=('ema', 'model', 'state_dict'))
     if any(k.startswith(_CONVERTED_PREFIXES) for k in state_dict):
-        return dict(state_dict), []
+        return dict(state_dict)
     converted: Dict[str, Tensor] = OrderedDict()
     unconverted: List[str] = []
     for key, value in state_dict.items():
@@ -287,8 +302,19 @@ def convert_mamba_yolo(
         if new_key is None:
             unconverted.append(key)
         elif new_key:
-            converted[new_key] = value
-    return converted, unconverted
+            converted[new_key] = value.float() if value.dtype in (
+                torch.float16, torch.bfloat16) else value
+    if unconverted:
+        raise UnconvertedKeysError(
+            'convert_mamba_yolo', 'official Mamba YOLO (ultralytics '
+            'model.{i}.*)', unconverted, len(state_dict))
+    return converted
+
+
+_DETECTOR_WITH_HEAD = (
+    '{}: with_head=True does not apply: the detection head is part of the '
+    'detector and always converted (with_head keeps the classifier head of '
+    'ImageNet backbone checkpoints)')
 
 
 def _convert_key(key: str) -> Optional[str]:

@@ -51,7 +51,6 @@ import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones.resnet import Bottleneck
 from mmdet.models.layers import ResLayer
-from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_
 from mmseg.models.backbones.vit import TransformerEncoderLayer
 from torch import Tensor
@@ -59,7 +58,8 @@ from torch import Tensor
 from densekit.registry import MODELS
 from densekit.models.layers.std_conv2d import StdConv2d  # noqa: F401
 from densekit.models.layers.weight_init import drop_path_rates
-from densekit.models.utils.checkpoint import unwrap_state_dict
+from densekit.models.utils.checkpoint import (UnconvertedKeysError,
+                                             unwrap_state_dict)
 from .base_backbone import BaseBackbone
 
 __all__ = ['ResNetViT', 'TokenEncoder', 'convert_resnet_vit',
@@ -425,9 +425,10 @@ def _tensor(value) -> Tensor:
 
 
 def convert_resnet_vit(state_dict,
+                       *,
+                       with_head: bool = False,
                        grid_size: Optional[Tuple[int, int]] = None,
-                       vit_stage: int = 4,
-                       verbose: bool = True) -> Dict[str, Tensor]:
+                       vit_stage: int = 4) -> Dict[str, Tensor]:
     """Map the official ``R50+ViT-B_16.npz`` (or ``ViT-B_16.npz`` for
     ``hybrid=False, vit_stage=0``) onto :class:`ResNetViT` keys.
 
@@ -447,19 +448,30 @@ def convert_resnet_vit(state_dict,
     from the checkpoint's square grid, is resized bicubically (the
     official code zooms bilinearly with scipy). The classifier (``cls``,
     ``pre_logits``, ``head``) is dropped on purpose; any other key is
-    reported. Already-converted state dicts are returned unchanged.
+    refused. Already-converted state dicts are returned unchanged.
 
     Args:
         state_dict: name -> array (``dict(np.load(path))``), or a checkpoint
             wrapping one.
+        with_head (bool): Must be False: densekit has no ViT classifier, the
+            ImageNet-21k head is always dropped (the common converter
+            signature has the argument).
         grid_size (tuple[int, int], optional): Token grid of the model
             (``img_size // 16``). None keeps the checkpoint's.
         vit_stage (int): Index of the transformer stage (4 hybrid, 0 pure).
-        verbose (bool): Log the unconverted keys. Defaults to True.
 
     Returns:
         dict: ResNetViT state dict (float32 tensors).
+
+    Raises:
+        ValueError: ``with_head=True``.
+        UnconvertedKeysError: keys of no known part of the official npz.
     """
+    if with_head:
+        raise ValueError('convert_resnet_vit: with_head=True is not '
+                         'supported: densekit has no ViT classifier and the '
+                         'ImageNet-21k head (head/, pre_logits/) is always '
+                         'dropped')
     state_dict = unwrap_state_dict(state_dict, 'convert_resnet_vit')
     if any(k.startswith('stages.') for k in state_dict):
         return state_dict  # already densekit's layout
@@ -510,9 +522,10 @@ def convert_resnet_vit(state_dict,
                                    vit, take)
     unconverted = [k for k in left
                    if not any(re.match(p, k) for p in _DISCARDED)]
-    if unconverted and verbose:
-        print_log(f'convert_resnet_vit: unconverted keys: {unconverted}',
-                  logger='current')
+    if unconverted:
+        raise UnconvertedKeysError(
+            'convert_resnet_vit', 'R50+ViT-B_16 / ViT-B_16 npz', unconverted,
+            len(state_dict))
     return out
 
 

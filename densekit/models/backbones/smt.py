@@ -640,7 +640,7 @@ def _convert_key(key: str, with_head: bool) -> Optional[str]:
     return None
 
 
-def convert_smt(checkpoint, with_head: bool = False) -> Dict[str, Tensor]:
+def convert_smt(checkpoint, *, with_head: bool = False) -> Dict[str, Tensor]:
     """Map an official SMT checkpoint onto :class:`SMT`'s keys.
 
     Official layout (``models/smt.py``) -> densekit:
@@ -672,7 +672,7 @@ def convert_smt(checkpoint, with_head: bool = False) -> Dict[str, Tensor]:
         dict[str, Tensor]: The converted state dict.
 
     Raises:
-        KeyError: For keys this layout does not know (listed).
+        UnconvertedKeysError: For keys this layout does not know (listed).
     """
     return convert_state_dict_keys(checkpoint, 'convert_smt', 'official SMT',
                                    _convert_key, with_head)

@@ -724,7 +724,7 @@ def _convert_key(key: str, with_head: bool) -> Optional[str]:
     return None
 
 
-def convert_transnext(checkpoint, with_head: bool = False
+def convert_transnext(checkpoint, *, with_head: bool = False
                       ) -> Dict[str, Tensor]:
     """Map an official TransNeXt checkpoint onto :class:`TransNeXt`'s keys.
 
@@ -751,7 +751,7 @@ def convert_transnext(checkpoint, with_head: bool = False
         dict[str, Tensor]: The converted state dict.
 
     Raises:
-        KeyError: For keys this layout does not know (listed).
+        UnconvertedKeysError: For keys this layout does not know (listed).
     """
     return convert_state_dict_keys(checkpoint, 'convert_transnext',
                                    'official TransNeXt', _convert_key,

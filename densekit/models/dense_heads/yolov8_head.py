@@ -9,6 +9,7 @@ on the bin distributions, with YOLOv8's gains 0.5 / 7.5 / 1.5.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import logging
 import math
 
 import torch
@@ -20,6 +21,7 @@ from mmdet.structures.bbox import distance2bbox
 from mmdet.utils import InstanceList, OptInstanceList
 from mmengine.config import ConfigDict
 from mmengine.dist import get_world_size
+from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -136,6 +138,76 @@ class YOLOv8Head(BaseDenseHead):
             nn.init.constant_(
                 cls[-1].bias,
                 math.log(5 / self.num_classes / (640 / stride)**2))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args,
+                              **kwargs) -> None:
+        """Load as ``nn.Module`` does, except that a checkpoint of another
+        class count (``load_from`` a converted or densekit checkpoint to
+        fine-tune) leaves the class-dependent layers re-initialised.
+
+        Those are the class towers' layers whose shape follows
+        ``num_classes``: the last 1x1 conv of every level and, when the
+        tower width ``max(P3 channels, min(num_classes, 100))`` changes too
+        (n scale, 80 -> 4 classes), the tower's conv layers. Their keys are
+        taken out of ``state_dict`` (so the loader lists them as missing
+        instead of as shape mismatches), the layers get their
+        :meth:`init_weights` values again, and one warning names them; the
+        rest of the checkpoint loads as usual. Runs for every loader
+        (mmengine's ``load_from`` / ``load_checkpoint``, ``EMAHook``'s copy,
+        ``nn.Module.load_state_dict``).
+        """
+        layers = self._drop_other_class_count(state_dict, prefix)
+        if layers:
+            self._reinit_cls_layers(layers)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _drop_other_class_count(self, state_dict: dict,
+                                prefix: str) -> List[str]:
+        """Pop the ``cls_towers`` tensors of another shape when the
+        checkpoint has another class count; return their layers
+        (``'{level}.{index}'``)."""
+        probe = state_dict.get(f'{prefix}cls_towers.0.2.weight')
+        if probe is None or probe.shape[0] == self.num_classes:
+            return []
+        layers = []
+        for name, own in self.cls_towers.state_dict().items():
+            level, index = name.split('.')[:2]
+            key = f'{prefix}cls_towers.{name}'
+            if key in state_dict and \
+                    tuple(state_dict[key].shape) != tuple(own.shape) and \
+                    f'{level}.{index}' not in layers:
+                layers.append(f'{level}.{index}')
+        for layer in layers:
+            for key in [k for k in state_dict
+                        if k.startswith(f'{prefix}cls_towers.{layer}.')]:
+                state_dict.pop(key)
+        print_log(
+            f'{type(self).__name__} ({prefix.rstrip(".") or "head"}): the '
+            f'checkpoint predicts {probe.shape[0]} classes, this head '
+            f'{self.num_classes}: re-initialised the class-dependent layers '
+            + ', '.join(f'{prefix}cls_towers.{layer}' for layer in layers)
+            + '; every other weight loads from the checkpoint',
+            logger='current', level=logging.WARNING)
+        return layers
+
+    def _reinit_cls_layers(self, layers: Sequence[str]) -> None:
+        """:meth:`init_weights` for ``cls_towers`` layers
+        ``'{level}.{index}'`` only: kaiming conv + unit BN (running
+        statistics reset) for the ConvModules, PyTorch's default plus the
+        class-prior bias for the last conv."""
+        for layer in layers:
+            level, index = (int(v) for v in layer.split('.'))
+            module = self.cls_towers[level][index]
+            if isinstance(module, ConvModule):
+                module.init_weights()
+                if module.with_norm:
+                    module.norm.reset_running_stats()
+            else:
+                module.reset_parameters()
+                nn.init.constant_(
+                    module.bias, math.log(
+                        5 / self.num_classes /
+                        (640 / self.featmap_strides[level])**2))
 
     def forward(self, x: Tuple[Tensor, ...]) -> Tuple[List[Tensor], ...]:
         """Args: x (tuple[Tensor]): per-level features (B, C_i, H_i, W_i).

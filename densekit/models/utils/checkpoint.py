@@ -2,11 +2,43 @@
 and one loader that reports (and refuses) key mismatches."""
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
+
+
+class UnconvertedKeysError(KeyError, ValueError):
+    """Keys a converter does not know: the checkpoint is not (only) in the
+    layout it maps. Every ``convert_<name>`` raises it the same way, so the
+    converter command (``tools/model_converters/convert.py``) reports them in
+    one summary line and writes nothing.
+
+    A ``KeyError`` (the key lookup failed) and a ``ValueError`` (the input is
+    not what was asked for), so either ``except`` catches it.
+
+    Attributes:
+        owner (str): The converter, e.g. ``'convert_focalnet'``.
+        layout (str): The source layout it maps, e.g. ``'official
+            FocalNet'``.
+        keys (list[str]): The unknown keys, in checkpoint order.
+        total (int): Number of keys in the checkpoint.
+    """
+
+    def __init__(self, owner: str, layout: str, keys: Sequence[str],
+                 total: int, hint: str = '') -> None:
+        self.owner, self.layout = owner, layout
+        self.keys: List[str] = list(keys)
+        self.total = int(total)
+        self.message = (
+            f'{owner}: {len(self.keys)} keys not in the {layout} '
+            f'layout{hint}: {self.keys[:10]}'
+            + (' ...' if len(self.keys) > 10 else ''))
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
 
 
 def unwrap_state_dict(checkpoint,
@@ -64,8 +96,9 @@ def load_pretrained(module: nn.Module,
     ``max_missing`` (how many other missing keys to tolerate; default 0).
 
     Raises:
-        ValueError: naming the checkpoint, when more keys are missing than
-            allowed, when a shape differs, or when nothing matches.
+        ValueError: naming the checkpoint, when the converter refuses its
+            keys, when more keys are missing than allowed, when a shape
+            differs, or when nothing matches.
 
     Returns:
         dict: ``missing``, ``unexpected`` and ``optional_missing`` key lists.
@@ -86,7 +119,11 @@ def load_pretrained(module: nn.Module,
         if not state_dict:
             raise ValueError(f'{owner}: no key of {path} starts with '
                              f'{prefix!r}')
-    state_dict = convert(state_dict)
+    try:
+        state_dict = convert(state_dict)
+    except UnconvertedKeysError as err:  # name the file, as below
+        raise ValueError(f'{owner}: {path} lacks a layout the converter of '
+                         f'{owner} knows: {err}') from err
     own = module.state_dict()
     patterns = [re.compile(p) for p in
                 list(optional_keys) + list(init_cfg.get('allow_missing', ()))]
@@ -195,7 +232,8 @@ def convert_state_dict_keys(checkpoint, owner: str, layout: str,
     (``backbone.*`` + ``head.*``).
 
     Raises:
-        KeyError: listing the unknown keys, ``owner`` and ``layout`` named.
+        UnconvertedKeysError: listing the unknown keys, ``owner`` and
+            ``layout`` named.
     """
     state_dict = unwrap_state_dict(checkpoint, owner)
     if any(k.startswith('backbone.') for k in state_dict):
@@ -213,8 +251,7 @@ def convert_state_dict_keys(checkpoint, owner: str, layout: str,
         elif new_key:
             converted[new_key] = value
     if unknown:
-        raise KeyError(f'{owner}: {len(unknown)} keys not in the '
-                       f'{layout} layout: {unknown[:10]}')
+        raise UnconvertedKeysError(owner, layout, unknown, len(state_dict))
     if with_head:
         converted = OrderedDict(
             (k if k.startswith('head.') else f'backbone.{k}', v)

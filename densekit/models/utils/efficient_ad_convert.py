@@ -65,14 +65,16 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 from densekit.models.layers.patch_description_network import PDN_SPECS
-from densekit.models.utils.checkpoint import (read_checkpoint_file,
+from densekit.models.utils.checkpoint import (UnconvertedKeysError,
+                                              read_checkpoint_file,
                                               state_dict_problems,
                                               unwrap_state_dict)
 
 __all__ = [
     'NELSON_PDN_CONVS', 'NELSON_AE_CONVS', 'NELSON_AE_CONVS_NO_DROPOUT',
     'convert_pdn', 'convert_autoencoder', 'convert_nelson_efficientad',
-    'convert_anomalib_efficientad', 'efficientad_arch',
+    'convert_anomalib_efficientad', 'convert_efficientad',
+    'efficientad_source', 'efficientad_arch',
     'efficientad_model_args', 'teacher_state_dict', 'load_teacher_checkpoint'
 ]
 
@@ -121,9 +123,10 @@ def _is_sequential(state_dict: Mapping[str, Tensor]) -> bool:
 
 def _rename(state_dict: Mapping[str, Tensor], owner: str, layout: str,
             convert_key: Callable[[str], Optional[str]]) -> Dict[str, Tensor]:
-    """Every key through ``convert_key`` (None: not in ``layout``); a
-    KeyError lists all unknown keys. (Not ``convert_state_dict_keys``: it
-    keeps only ``backbone.`` keys when there are some.)"""
+    """Every key through ``convert_key`` (None: not in ``layout``); an
+    :class:`UnconvertedKeysError` lists all unknown keys. (Not
+    ``convert_state_dict_keys``: it keeps only ``backbone.`` keys when there
+    are some.)"""
     converted: Dict[str, Tensor] = OrderedDict()
     unknown = []
     for key, value in state_dict.items():
@@ -133,9 +136,7 @@ def _rename(state_dict: Mapping[str, Tensor], owner: str, layout: str,
         else:
             converted[new_key] = value
     if unknown:
-        raise KeyError(f'{owner}: {len(unknown)} keys not in the {layout} '
-                       f'layout: {unknown[:10]}'
-                       + (' ...' if len(unknown) > 10 else ''))
+        raise UnconvertedKeysError(owner, layout, unknown, len(state_dict))
     return converted
 
 
@@ -452,8 +453,8 @@ def convert_anomalib_efficientad(checkpoint) -> Dict[str, Tensor]:
         else:
             unknown.append(key)
     if unknown:
-        raise KeyError(f'{owner}: {len(unknown)} keys not in anomalib\'s '
-                       f'EfficientAdModel: {unknown[:10]}')
+        raise UnconvertedKeysError(owner, "anomalib EfficientAdModel",
+                                   unknown, len(state_dict))
     lacking = [f'mean_std.{k}' for k in ('mean', 'std')
                if k not in parts['mean_std']] + \
         [f'quantiles.{k}' for k in _ANOMALIB_QUANTILES
@@ -488,6 +489,54 @@ def convert_anomalib_efficientad(checkpoint) -> Dict[str, Tensor]:
         state['quantiles'] = torch.stack(quantiles)
         state['has_quantiles'] = torch.tensor(True)
     return state
+
+
+_NELSON_PARTS = ('teacher', 'student', 'autoencoder')
+
+
+def efficientad_source(checkpoint) -> str:
+    """``'nelson'`` for a ``{'teacher', 'student', 'autoencoder'}`` bundle
+    of nelson1425's three networks, else ``'anomalib'`` (anomalib's or
+    densekit's whole-model state dict)."""
+    if isinstance(checkpoint, Mapping) and set(_NELSON_PARTS) <= set(
+            checkpoint) and all(isinstance(checkpoint[k], (Mapping, nn.Module))
+                                for k in _NELSON_PARTS):
+        return 'nelson'
+    return 'anomalib'
+
+
+def convert_efficientad(checkpoint, *, with_head: bool = False,
+                        size: Optional[str] = None) -> Dict[str, Tensor]:
+    """Either source's trained EfficientAD -> a whole :class:`EfficientAD`
+    state dict: the common converter signature over
+    :func:`convert_nelson_efficientad` and
+    :func:`convert_anomalib_efficientad`.
+
+    Args:
+        checkpoint: ``{'teacher': ..., 'student': ..., 'autoencoder':
+            ...}`` (nelson1425's three ``*_final.pth``, modules or state
+            dicts), or an anomalib checkpoint / state dict (or densekit's,
+            returned unchanged).
+        with_head (bool): Must be False (EfficientAD has no classifier
+            head).
+        size (str, optional): nelson1425's ``'S'`` / ``'M'``, checked
+            against the weights. Defaults to None (inferred).
+
+    Returns:
+        dict: Every key of ``EfficientAD(model_size=...)``.
+
+    Raises:
+        ValueError: ``with_head=True``, or networks that do not fit
+            together.
+        UnconvertedKeysError: keys of neither layout.
+    """
+    if with_head:
+        raise ValueError('convert_efficientad: with_head=True does not '
+                         'apply: EfficientAD has no classifier head')
+    if efficientad_source(checkpoint) == 'nelson':
+        return convert_nelson_efficientad(
+            *(checkpoint[k] for k in _NELSON_PARTS), size=size)
+    return convert_anomalib_efficientad(checkpoint)
 
 
 def teacher_state_dict(checkpoint) -> Tuple[Dict[str, Tensor], str]:

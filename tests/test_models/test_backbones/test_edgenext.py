@@ -350,12 +350,8 @@ def test_pretrained_init_cfg_and_tool(tmp_path):
     official = official_state_dict('xxs', num_classes=1000)
     src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
     torch.save({'model': official, 'epoch': 1}, src)
-    spec = importlib.util.spec_from_file_location(
-        'edgenext_to_densekit',
-        osp.join(ROOT, 'tools', 'model_converters', 'edgenext_to_densekit.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    assert tool.main([str(src), str(dst), '--arch', 'xxs']) == 0
+    from tests.converter_cli import convert_cli
+    assert convert_cli('edgenext')([src, dst, '--arch', 'xxs']) == 0
 
     model = MODELS.build(dict(
         type='densekit.EdgeNeXt', arch='xxs',

@@ -359,15 +359,11 @@ def test_init_cfg_pretrained_accepts_official_file(tmp_path):
 
 
 def test_converter_tool(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'focalnet_to_densekit',
-        osp.join(ROOT, 'tools', 'model_converters',
-                 'focalnet_to_densekit.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from tests.converter_cli import convert_cli
+    convert = convert_cli('focalnet')
     src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
     torch.save({'model': official_state_dict(*OFFICIAL_ARCH['T-SRF'])}, src)
-    assert tool.main([str(src), str(dst), '--arch', 'T-SRF']) == 0
+    assert convert([src, dst, '--arch', 'T-SRF']) == 0
     out = capsys.readouterr().out
     assert 'every key and shape matches' in out and 'norm0.weight' in out
     saved = torch.load(dst, map_location='cpu', weights_only=True)
@@ -375,6 +371,5 @@ def test_converter_tool(tmp_path, capsys):
     result = model.load_state_dict(saved['state_dict'], strict=False)
     assert set(result.missing_keys) == NORM_KEYS
     # with the head against the classifier; a wrong arch is reported
-    assert tool.main([str(src), str(dst), '--arch', 'T-SRF',
-                      '--with-head']) == 0
-    assert tool.main([str(src), str(dst), '--arch', 'T-LRF']) == 1
+    assert convert([src, dst, '--arch', 'T-SRF', '--with-head']) == 0
+    assert convert([src, dst, '--arch', 'T-LRF']) == 1

@@ -236,8 +236,9 @@ def test_converter_maps_every_official_key(arch, densekit_state_dicts):
                           if 'running' not in k and 'num_batches' not in k)
     ours = sum(p.numel() for p in model.parameters())
     assert official_params == ours + 16  # + the fixed DFL conv weight
-    converted, unconverted = convert_mamba_yolo(official)
-    assert unconverted == []
+    converted = convert_mamba_yolo(official)
+    print(f'Mamba YOLO-{arch}: {len(converted)} tensors mapped from '
+          f'{len(official)} official keys')
     target = model.state_dict()
     assert sorted(converted) == sorted(target)
     for key, value in converted.items():
@@ -252,38 +253,39 @@ def test_converter_maps_every_official_key(arch, densekit_state_dicts):
 
 def test_converter_is_idempotent_unwraps_and_reports(densekit_state_dicts):
     official = official_state_dict('T')
-    converted, _ = convert_mamba_yolo(official)
-    again, unconverted = convert_mamba_yolo(converted)
-    assert again == converted and unconverted == []
+    from densekit.models.utils.checkpoint import UnconvertedKeysError
+    converted = convert_mamba_yolo(official)
+    again = convert_mamba_yolo(converted)
+    assert again == converted
     # ultralytics {'ema': module}, mmengine {'state_dict': ...}
     holder = nn.Module()
     holder.model = nn.Sequential(nn.Conv2d(1, 1, 1))
-    ema_out, unconverted = convert_mamba_yolo({'ema': holder, 'model': None})
-    assert ema_out == {} and unconverted == ['model.0.weight', 'model.0.bias']
-    wrapped, _ = convert_mamba_yolo({'state_dict': official})
+    with pytest.raises(UnconvertedKeysError) as info:
+        convert_mamba_yolo({'ema': holder, 'model': None})
+    assert info.value.keys == ['model.0.weight', 'model.0.bias']
+    wrapped = convert_mamba_yolo({'state_dict': official})
     assert sorted(wrapped) == sorted(converted)
-    # unknown keys are reported, never passed through
+    # unknown keys are refused, every one listed, never passed through
     extra = dict(official, **{'model.22.foo': torch.zeros(1),
                               'other.weight': torch.zeros(1)})
-    converted2, unconverted = convert_mamba_yolo(extra)
-    assert unconverted == ['model.22.foo', 'other.weight']
-    assert sorted(converted2) == sorted(converted)
+    with pytest.raises(UnconvertedKeysError,
+                       match=r"2 keys not in the official Mamba YOLO") as info:
+        convert_mamba_yolo(extra)
+    assert info.value.keys == ['model.22.foo', 'other.weight']
+    assert info.value.total == len(extra)
+    # half-precision files (released ultralytics weights) become float32
+    half = convert_mamba_yolo({k: v.half() if v.is_floating_point() else v
+                               for k, v in official.items()})
+    assert all(v.dtype != torch.float16 for v in half.values())
+    with pytest.raises(ValueError, match='always converted'):
+        convert_mamba_yolo(official, with_head=True)
     with pytest.raises(TypeError, match='state dict'):
         convert_mamba_yolo([1, 2])
 
 
 def _converter_tool():
-    import importlib.util
-    import os.path as osp
-
-    from tests.conftest import ROOT
-    spec = importlib.util.spec_from_file_location(
-        'mamba_yolo_to_densekit',
-        osp.join(ROOT, 'tools', 'model_converters',
-                 'mamba_yolo_to_densekit.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    from tests.converter_cli import convert_cli
+    return convert_cli('mamba_yolo')
 
 
 def _config(size):
@@ -294,21 +296,24 @@ def _config(size):
 
 
 def test_converter_tool_checks_against_config(tmp_path, capsys):
-    tool = _converter_tool()
+    convert = _converter_tool()
     src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
     torch.save(official_state_dict('T'), src)
     config = _config('t')
-    assert tool.main([str(src), str(dst), '--config', config]) == 0
+    assert convert([src, dst, '--config', config]) == 0
     out = capsys.readouterr().out
     assert 'every key and shape matches' in out
     assert 'checkpoint looks like T (stem 32 channels' in out
     saved = torch.load(dst, weights_only=True)
     assert saved['state_dict']['backbone.stages.0.conv1.conv.weight'].shape \
         == (16, 3, 3, 3)
-    # a pickled module is refused with the export recipe
+    # a pickled module is refused with the export recipe, nothing written
+    dst.unlink()
     torch.save({'model': nn.Conv2d(1, 1, 1)}, src)
-    with pytest.raises(RuntimeError, match='--unpickle-model'):
-        tool.main([str(src), str(dst)])
+    assert convert([src, dst]) == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f'cannot read {src}') and '--unsafe-load' in line
+    assert "m.float().state_dict()" in line and not dst.exists()
 
 
 @pytest.mark.parametrize('arch, stem, depths', [
@@ -316,7 +321,7 @@ def test_converter_tool_checks_against_config(tmp_path, capsys):
     ('L', 96, (2, 2, 6, 2))])
 def test_arch_is_read_from_stem_width_and_depths(arch, stem, depths):
     from densekit.models.backbones.mamba_yolo import mamba_yolo_arch_of
-    converted, _ = convert_mamba_yolo(official_state_dict(arch))
+    converted = convert_mamba_yolo(official_state_dict(arch))
     assert mamba_yolo_arch_of(converted) == (arch, stem, depths)
     # a custom width matches no official scale
     custom = MambaYOLO(arch='T', widen_factor=0.375)
@@ -327,25 +332,67 @@ def test_arch_is_read_from_stem_width_and_depths(arch, stem, depths):
 
 
 def test_converter_tool_refuses_a_scale_mismatch(tmp_path, capsys):
-    tool = _converter_tool()
+    convert = _converter_tool()
     src, dst = tmp_path / 'official_b.pth', tmp_path / 'densekit.pth'
     torch.save(official_state_dict('B'), src)
     # without --config: the inferred scale is printed, the file written
-    assert tool.main([str(src), str(dst)]) == 0
+    assert convert([src, dst]) == 0
     out = capsys.readouterr().out
     assert ('checkpoint looks like B (stem 64 channels, stage depths '
-            '1-1-3-1)') in out and 'pass --config' in out
+            '1-1-3-1, 80 classes)') in out and 'pass --config' in out
     assert torch.load(dst, weights_only=True)['meta']['arch'] == 'B'
     dst.unlink()
     # B weights against the T config: one summary line first, then the
     # details; exit status 1 and no output file
-    assert tool.main([str(src), str(dst), '--config', _config('t')]) == 1
+    assert convert([src, dst, '--config', _config('t')]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(
-        'checkpoint looks like B (stem 64 channels, stage depths 1-1-3-1), '
-        'config is T (stem 32 channels, stage depths 1-1-3-1)')
+        'checkpoint looks like B (stem 64 channels, stage depths 1-1-3-1, '
+        '80 classes), config is T (stem 32 channels, stage depths 1-1-3-1, '
+        '80 classes)')
     assert 'nothing written' in lines[0]
     assert any('mismatches against' in line for line in lines[1:])
     assert any('shape of backbone.stages.0.conv2.conv.weight' in line
                for line in lines)
     assert not dst.exists()
+
+
+def test_official_checkpoint_fine_tunes_on_other_classes(tmp_path,
+                                                         monkeypatch):
+    """The load_from path of the fine-tuning recipe: official Mamba YOLO-T
+    (80 classes) converted against its config, loaded into the 4-class
+    synthetic-shapes config: the class layers are re-initialised (one
+    warning naming them), every other weight is the official one."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    import densekit.models.dense_heads.yolov8_head as head_module
+    from densekit.registry import MODELS
+    from tests.conftest import ROOT
+    messages = []
+    monkeypatch.setattr(head_module, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    official = official_state_dict('T')
+    src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
+    torch.save(official, src)
+    assert _converter_tool()([src, dst, '--config', _config('t')]) == 0
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'det',
+                                   'mamba_yolo_t_shapes.py'))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    load_checkpoint(model, str(dst), map_location='cpu')
+    assert len(messages) == 1 and 'predicts 80 classes, this head 4' in \
+        messages[0]
+    assert 'bbox_head.cls_towers.0.2' in messages[0]
+    # P3 has 64 channels: 80 classes made the class towers 80 wide, 4 makes
+    # them 64 wide, so the whole class branch starts again
+    assert 'bbox_head.cls_towers.2.0' in messages[0]
+    assert torch.equal(model.backbone.stages[3].blocks[2].ss2d.A_logs,
+                       official['model.5.2.op.A_logs'])
+    assert torch.equal(model.bbox_head.reg_towers[1][2].weight,
+                       official['model.21.cv2.1.2.weight'])
+    assert model.bbox_head.cls_towers[0][2].weight.shape[0] == 4

@@ -243,14 +243,21 @@ def test_converted_attention_computes_the_official_attention():
     assert torch.allclose(got, expected, atol=1e-4)
 
 
-def test_converter_resizes_the_position_embedding_and_reports_leftovers():
+def test_converter_resizes_the_position_embedding_and_refuses_leftovers():
+    from densekit.models.utils.checkpoint import UnconvertedKeysError
     model = tiny(img_size=96)  # 6 x 6 grid
     npz = official_npz(tiny(), np.random.default_rng(2))
-    npz['extra/unknown'] = np.zeros(3, np.float32)
     converted = model.convert_pretrained(dict(npz))
     assert converted['stages.4.pos_embed'].shape == (1, 36, 32)
-    assert 'extra/unknown' not in converted
     model.load_state_dict(converted)
+    # keys of no part of the official npz are refused (every converter
+    # reports them the same way), the classifier is dropped on purpose
+    npz['extra/unknown'] = np.zeros(3, np.float32)
+    with pytest.raises(UnconvertedKeysError,
+                       match=r"1 keys not in .*\['extra/unknown'\]"):
+        model.convert_pretrained(dict(npz))
+    with pytest.raises(ValueError, match='no ViT classifier'):
+        convert_resnet_vit(dict(npz), with_head=True)
 
 
 # -- parity: the hybrid ResNet against the official StdConv2d ResNetV2 -----

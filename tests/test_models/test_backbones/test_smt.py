@@ -544,20 +544,15 @@ def test_init_cfg_pretrained_accepts_official_file(tmp_path):
 
 
 def test_converter_tool(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'smt_to_densekit',
-        osp.join(ROOT, 'tools', 'model_converters', 'smt_to_densekit.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    assert tool.convert_smt is convert_smt
+    from tests.converter_cli import convert_cli
+    convert = convert_cli('smt')
     src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
     torch.save({'model': official_state_dict(OFFICIAL_ARCH['T'],
                                              with_counters=False)}, src)
-    assert tool.main([str(src), str(dst), '--arch', 'T']) == 0
+    assert convert([src, dst, '--arch', 'T']) == 0
     assert 'every key and shape matches' in capsys.readouterr().out
     saved = torch.load(dst, map_location='cpu', weights_only=True)
     SMT(arch='T').load_state_dict(saved['state_dict'], strict=True)
-    assert tool.main([str(src), str(dst), '--arch', 'T',
-                      '--with-head']) == 0
+    assert convert([src, dst, '--arch', 'T', '--with-head']) == 0
     # a wrong arch is reported
-    assert tool.main([str(src), str(dst), '--arch', 'S']) == 1
+    assert convert([src, dst, '--arch', 'S']) == 1

@@ -272,19 +272,12 @@ def test_init_cfg_pretrained_accepts_official_file(tmp_path):
 
 
 def test_converter_tool(tmp_path, capsys):
-    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
-    spec = importlib.util.spec_from_file_location(
-        'transnext_to_densekit',
-        osp.join(root, 'tools', 'model_converters',
-                 'transnext_to_densekit.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    assert tool.convert_transnext is convert_transnext
+    from tests.converter_cli import convert_cli
+    convert = convert_cli('transnext')
     src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
     official = official_state_dict(TransNeXt._arch_settings('micro'))
     torch.save({'model': official}, src)
-    assert tool.main([str(src), str(dst), '--arch', 'micro']) == 0
+    assert convert([src, dst, '--arch', 'micro']) == 0
     assert 'every key and shape matches' in capsys.readouterr().out
     saved = torch.load(dst, map_location='cpu', weights_only=True)
     assert saved['meta']['converter'] == 'convert_transnext'
@@ -292,16 +285,15 @@ def test_converter_tool(tmp_path, capsys):
     model.load_state_dict(saved['state_dict'], strict=True)
     torch.testing.assert_close(model.stages[2].blocks[3].attn.proj.weight,
                                official['block3.3.attn.proj.weight'])
-    assert tool.main([str(src), str(dst), '--arch', 'micro',
-                      '--with-head']) == 0
+    assert convert([src, dst, '--arch', 'micro', '--with-head']) == 0
     with_head = torch.load(dst, map_location='cpu', weights_only=True)
     assert 'head.weight' in with_head['state_dict']
-    assert tool.main([str(src), str(dst), '--prefix', 'backbone.']) == 0
+    assert convert([src, dst, '--prefix', 'backbone.']) == 0
     prefixed = torch.load(dst, map_location='cpu', weights_only=True)
     assert all(k.startswith('backbone.') for k in prefixed['state_dict'])
     # a wrong arch is reported, not saved as if it fitted
     capsys.readouterr()
-    assert tool.main([str(src), str(dst), '--arch', 'tiny']) == 1
+    assert convert([src, dst, '--arch', 'tiny']) == 1
     assert 'mismatches against TransNeXt tiny' in capsys.readouterr().out
 
 

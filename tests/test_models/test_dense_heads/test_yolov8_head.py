@@ -83,3 +83,66 @@ def _iou(a, b):
     inter = (rb - lt).clamp(min=0).prod()
     area = lambda x: (x[2:] - x[:2]).prod()  # noqa: E731
     return (inter / (area(a) + area(b) - inter)).item()
+
+
+def _logged(monkeypatch):
+    import densekit.models.dense_heads.yolov8_head as module
+    messages = []
+    monkeypatch.setattr(module, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    return messages
+
+
+def test_other_class_count_reinitialises_only_the_class_layers(monkeypatch):
+    """load_from a checkpoint of 5 classes into a 3-class head: the last
+    conv of each class tower starts again from init_weights (class-prior
+    bias), one log line names them, everything else loads."""
+    messages = _logged(monkeypatch)
+    torch.manual_seed(0)
+    source = YOLOv8Head(num_classes=5, in_channels=[16, 32, 64])
+    target = YOLOv8Head(num_classes=3, in_channels=[16, 32, 64])
+    target.init_weights()
+    prior = target.cls_towers[0][2].bias.detach().clone()
+    with torch.no_grad():
+        target.cls_towers[0][2].bias.add_(1.0)  # as if trained before
+    result = target.load_state_dict(source.state_dict(), strict=False)
+    class_layers = [f'cls_towers.{i}.2' for i in range(3)]
+    assert sorted(result.missing_keys) == sorted(
+        f'{layer}.{p}' for layer in class_layers for p in ('weight', 'bias'))
+    assert len(messages) == 1
+    assert messages[0] == (
+        'YOLOv8Head (head): the checkpoint predicts 5 classes, this head 3: '
+        're-initialised the class-dependent layers cls_towers.0.2, '
+        'cls_towers.1.2, cls_towers.2.2; every other weight loads from the '
+        'checkpoint')
+    torch.testing.assert_close(target.cls_towers[0][2].bias, prior)
+    own, theirs = target.state_dict(), source.state_dict()
+    for key in own:
+        if not any(key.startswith(layer) for layer in class_layers):
+            assert torch.equal(own[key], theirs[key]), key
+
+
+def test_class_count_that_changes_the_tower_width(monkeypatch):
+    """n scale: the class tower is max(P3, min(nc, 100)) wide, so 12 -> 3
+    classes on 8 P3 channels re-initialises the whole class tower (running
+    statistics reset), not the box branch."""
+    messages = _logged(monkeypatch)
+    source = YOLOv8Head(num_classes=12, in_channels=[8, 16, 32])
+    with torch.no_grad():
+        source.cls_towers[1][0].bn.running_mean.fill_(3.0)
+    target = YOLOv8Head(num_classes=3, in_channels=[8, 16, 32])
+    target.init_weights()
+    target.load_state_dict(source.state_dict(), strict=False)
+    assert 'cls_towers.1.0, cls_towers.1.1, cls_towers.1.2' in messages[0]
+    assert torch.equal(target.cls_towers[1][0].bn.running_mean,
+                       torch.zeros(8))
+    for key, value in source.reg_towers.state_dict().items():
+        assert torch.equal(target.reg_towers.state_dict()[key], value)
+
+
+def test_same_class_count_loads_as_nn_module(monkeypatch):
+    messages = _logged(monkeypatch)
+    source, target = _head(), YOLOv8Head(num_classes=3,
+                                         in_channels=[8, 16, 32])
+    target.load_state_dict(source.state_dict(), strict=True)
+    assert messages == []
