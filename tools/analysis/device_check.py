@@ -168,6 +168,11 @@ def record_scan_calls(shape: Sequence[int], device: str) -> list:
     cfg = Config.fromfile(osp.join(ROOT, 'configs/det/mamba_yolo_t_coco.py'))
     init_default_scope(cfg.default_scope)
     backbone = MODELS.build(cfg.model.backbone).to(device).eval()
+    for module in backbone.modules():
+        # the fused CPU kernel bypasses selective_scan_fn; record the calls
+        # the CUDA / Triton path makes
+        if isinstance(module, ss2d_module.SS2D):
+            module.fused_scan = False
     calls = []
     original = ss2d_module.selective_scan_fn
 
