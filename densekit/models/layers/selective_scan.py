@@ -37,12 +37,13 @@ implementation is chosen (:func:`selective_path`), by its ``impl`` argument
                         selective_scan_triton` (JIT-compiled, nothing to
                         build; CPU tensors under ``TRITON_INTERPRET=1``)
 ``'pytorch'``           :func:`selective_scan_chunked`, any device,
-                        traceable (also taken while tracing / exporting)
+                        traceable (also taken while tracing)
 ``'reference'``         :func:`selective_scan_ref`, the sequential loop
 ======================  ================================================
 
 Discovery is cached (no import is attempted per call) and the active path
-is logged once. ``impl=None`` means :func:`default_impl`, ``'auto'`` unless
+is logged once. While ``torch.onnx.export`` runs, every ``impl`` takes
+:func:`~.selective_scan_export.selective_scan_export` (standard ONNX ops). ``impl=None`` means :func:`default_impl`, ``'auto'`` unless
 an entry point called :func:`set_default_impl`: ``tools/train.py`` and
 ``tools/test.py`` do so from a config's ``selective_scan_impl`` key or the
 environment variable ``DENSEKIT_SELECTIVE_SCAN`` (which wins), the only
@@ -887,8 +888,9 @@ def selective_scan_fn(u: Tensor,
     Runs the implementation :func:`selective_path` picks for ``impl``
     (densekit's C++ kernel for CPU inputs; ``mamba_ssm`` /
     ``selective_scan_cuda_core``, else the Triton kernel, for CUDA inputs;
-    the chunked pure-PyTorch path otherwise, and under tracing or ONNX
-    export) and logs the active path once.
+    the chunked pure-PyTorch path otherwise, and under ``torch.jit.trace``;
+    :func:`~.selective_scan_export.selective_scan_export` under
+    ``torch.onnx.export``) and logs the active path once.
 
     Args:
         u (Tensor): r(B D L).
@@ -907,6 +909,12 @@ def selective_scan_fn(u: Tensor,
         input is float64, else with a float32 state (fp16/bf16 inputs).
     """
     _check_inputs(u, delta, A, B, C, D, delta_bias)
+    if _onnx_exporting():
+        # standard ONNX ops only (selective_scan_export.py): the kernels
+        # cannot be traced, the chunked path's out= buffers not translated
+        from .selective_scan_export import selective_scan_export
+        return selective_scan_export(u, delta, A, B, C, D, delta_bias,
+                                     delta_softplus)
     path = selective_path(u, delta, A, B, C, D, delta_bias, impl=impl)
     if path not in ('pytorch-chunked', 'reference') and _exporting():
         path = 'pytorch-chunked'  # a traced graph cannot hold a kernel
@@ -926,6 +934,13 @@ def selective_scan_fn(u: Tensor,
     scan = _import_cuda_scan()[1]
     return scan(u, delta, A, B, C, D, delta_bias=delta_bias,
                 delta_softplus=delta_softplus)
+
+
+def _onnx_exporting() -> bool:
+    """``torch.onnx.export`` is tracing the model."""
+    onnx = getattr(torch, 'onnx', None)
+    return bool(onnx is not None and getattr(onnx, 'is_in_onnx_export',
+                                             lambda: False)())
 
 
 def _exporting() -> bool:
