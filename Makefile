@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo demo-anomaly test test-slow env ext clean-env learning-benchmark
 
-$(STAMP): setup.py tools/setup_env.sh requirements/build.txt requirements/runtime.txt requirements/tests.txt
+$(STAMP): setup.py tools/setup_env.sh requirements/build.txt requirements/runtime.txt requirements/tests.txt requirements/deploy.txt
 	rm -f $(STAMP)
 	bash tools/setup_env.sh $(VENV)
 

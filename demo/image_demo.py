@@ -34,9 +34,10 @@ final line counts the anomalous images::
         --config configs/anomaly/efficientad_s_synthetic.py \
         --weights work_dirs/efficientad_s_synthetic/iter_600.pth
 
-Exit status: 0 on success; 1 if an input file is missing or unreadable (the
-other images are still processed, every bad file is named); 2 if an input
-pattern or folder matched no image.
+Exit status: 0 on success; 1 if the checkpoint does not fit the config's
+model (strict loading; ``--no-strict`` loads what fits), is corrupt, or an
+input file is missing or unreadable (the other images are still processed,
+every bad file is named); 2 if an input pattern or folder matched no image.
 """
 import argparse
 import glob
@@ -53,12 +54,14 @@ if REPO_ROOT not in sys.path:
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
 
 from densekit.apis import (AnomalyInferencer, AnomalyResult,  # noqa: E402
                            DetResult, SegInferencer, SegResult,
                            build_inferencer, draw_anomaly, draw_detections,
                            draw_segmentation, read_image)
 from densekit.apis.det_inferencer import TIMING_STAGES  # noqa: E402
+from densekit.utils.config_check import check_cfg_options  # noqa: E402
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -108,8 +111,31 @@ def describe(result: Union[DetResult, SegResult, AnomalyResult]) -> str:
     if len(result) == 0:
         return '(no detections)'
     counts = Counter(zip(result.labels.tolist(), result.class_names))
-    return ', '.join(f'{n} {name}{"s" * (n > 1)}'
+    return ', '.join(f'{n} {plural(name) if n > 1 else name}'
                      for (_, name), n in sorted(counts.items()))
+
+
+# COCO names whose plural no suffix rule gives
+_IRREGULAR_PLURALS = {'person': 'people', 'mouse': 'mice', 'knife': 'knives',
+                      'sheep': 'sheep', 'skis': 'skis',
+                      'scissors': 'scissors', 'broccoli': 'broccoli'}
+
+
+def plural(name: str) -> str:
+    """English plural of a class name: 'bus' -> 'buses', 'sandwich' ->
+    'sandwiches', 'hot dog' -> 'hot dogs', 'person' -> 'people'."""
+    head, _, last = name.rpartition(' ')
+    lower = last.lower()
+    if lower in _IRREGULAR_PLURALS:
+        last = _IRREGULAR_PLURALS[lower]
+    elif lower.endswith(('s', 'x', 'z', 'ch', 'sh')):
+        last += 'es'
+    elif lower.endswith('y') and lower[-2:-1] not in ('a', 'e', 'i', 'o',
+                                                      'u', ''):
+        last = last[:-1] + 'ies'
+    else:
+        last += 's'
+    return f'{head} {last}' if head else last
 
 
 def _vis_name(path: str, used: set) -> str:
@@ -146,6 +172,30 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--out-dir', default='outputs/demo', help='output folder')
     parser.add_argument(
         '--limit', type=int, default=None, help='process at most N images')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, xxx=yyy format (as for '
+        'tools/train.py, e.g. model.bbox_head.num_classes=3 for a custom '
+        'set)')
+    parser.add_argument(
+        '--no-strict', action='store_true',
+        help='load a checkpoint that does not fit the config\'s model (the '
+        'weights that fit; the rest stay random); by default a mismatch '
+        'stops with the first mismatching keys')
+    parser.add_argument(
+        '--backend', default='pytorch',
+        help='runtime of the model forward: pytorch, onnxruntime or '
+        'openvino (an exported --backend-model, else the model exported on '
+        'the fly into ~/.cache/densekit/deploy); post-processing is the '
+        'same, so are the results')
+    parser.add_argument(
+        '--fuse-conv-bn', action=argparse.BooleanOptionalAction,
+        default=True,
+        help='fold BatchNorms into the convolutions (PyTorch backend; the '
+        'same results to float round-off). Defaults to on')
+    parser.add_argument(
+        '--backend-model', default=None,
+        help='a model file written by tools/deploy/export.py')
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error(f'--limit must be at least 1, got {args.limit}')
@@ -163,13 +213,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         files = files[:args.limit]
 
     try:
+        config = args.config
+        if args.cfg_options:
+            config = Config.fromfile(args.config)
+            check_cfg_options(config, args.cfg_options)
+            config.merge_from_dict(args.cfg_options)
         inferencer = build_inferencer(
-            args.config,
+            config,
             args.weights,
             device=args.device,
-            score_thr=args.score_thr)
-    except (FileNotFoundError, ValueError, TypeError) as e:
-        print(f'error: {e}', file=sys.stderr)
+            score_thr=args.score_thr,
+            strict=not args.no_strict,
+            backend=args.backend,
+            backend_model=args.backend_model,
+            fuse_conv_bn=args.fuse_conv_bn)
+    except (FileNotFoundError, KeyError, ValueError, TypeError,
+            ImportError) as e:
+        print(f'error: {e.args[0] if isinstance(e, KeyError) else e}',
+              file=sys.stderr)
         return 1
     vis_dir = osp.join(args.out_dir, 'vis')
     os.makedirs(vis_dir, exist_ok=True)

@@ -90,6 +90,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=int,
         default=None,
         help='stop after N frames (default: the whole video)')
+    parser.add_argument(
+        '--backend', default='pytorch',
+        help='runtime of the model forward: pytorch, onnxruntime or '
+        'openvino (an exported --backend-model, else the model exported on '
+        'the fly into ~/.cache/densekit/deploy); post-processing is the '
+        'same, so are the results')
+    parser.add_argument(
+        '--fuse-conv-bn', action=argparse.BooleanOptionalAction,
+        default=True,
+        help='fold BatchNorms into the convolutions (PyTorch backend; the '
+        'same results to float round-off). Defaults to on')
+    parser.add_argument(
+        '--backend-model', default=None,
+        help='a model file written by tools/deploy/export.py')
     streaming = parser.add_argument_group(
         'streaming', 'simulated real-time replay (detection configs)')
     streaming.add_argument(
@@ -113,6 +127,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                                args.perf_factor != 1.0):
         parser.error('--stream-fps, --fixed-runtime and --perf-factor need '
                      '--streaming')
+    if args.streaming and args.backend != 'pytorch':
+        parser.error('--streaming runs PyTorch only (the exported StreamYOLO '
+                     'step keeps its buffer as explicit state, but the '
+                     'replay does not drive it yet); drop --backend')
     if args.stream_fps is not None and not args.stream_fps > 0:
         parser.error(f'--stream-fps must be > 0, got {args.stream_fps}')
     if args.fixed_runtime is not None and not args.fixed_runtime >= 0:
@@ -162,8 +180,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.config,
             args.weights,
             device=args.device,
-            score_thr=args.score_thr)
-    except (FileNotFoundError, ValueError, TypeError) as e:
+            score_thr=args.score_thr,
+            backend=args.backend,
+            backend_model=args.backend_model,
+            fuse_conv_bn=args.fuse_conv_bn)
+    except (FileNotFoundError, ValueError, TypeError, ImportError) as e:
         capture.release()
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -71,6 +71,20 @@ def parse_args(argv=None):
                         help='grid columns')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides, key=value')
+    parser.add_argument(
+        '--backend', default='pytorch',
+        help='runtime of the model forward: pytorch, onnxruntime or '
+        'openvino (an exported --backend-model, else the model exported on '
+        'the fly into ~/.cache/densekit/deploy); post-processing is the '
+        'same, so are the results')
+    parser.add_argument(
+        '--fuse-conv-bn', action=argparse.BooleanOptionalAction,
+        default=True,
+        help='fold BatchNorms into the convolutions (PyTorch backend; the '
+        'same results to float round-off). Defaults to on')
+    parser.add_argument(
+        '--backend-model', default=None,
+        help='a model file written by tools/deploy/export.py')
     return parser.parse_args(argv)
 
 
@@ -112,7 +126,10 @@ def main(argv=None) -> int:
     inferencer = VolumeInferencer(args.config, args.weights,
                                   device=args.device,
                                   batch_size=args.batch_size,
-                                  cfg_options=args.cfg_options)
+                                  cfg_options=args.cfg_options,
+                                  backend=args.backend,
+                                  backend_model=args.backend_model,
+            fuse_conv_bn=args.fuse_conv_bn)
     for sub in ('vis', 'pred'):
         os.makedirs(osp.join(args.out_dir, sub), exist_ok=True)
     records, failed = [], 0

@@ -72,8 +72,10 @@ fi
 # torch 2.13 declares setuptools>=77; restore a current one once mmcv is built.
 "${PIP[@]}" "setuptools>=77"
 
-log "installing runtime and test requirements"
-"${PIP[@]}" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+log "installing runtime, test and deploy requirements"
+# deploy.txt: onnx / onnxruntime / openvino for the export parity tests
+"${PIP[@]}" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" \
+    -r "$ROOT/requirements/deploy.txt"
 # the compiled ops are built in place by the next step (and by `make ext`),
 # not a second time inside pip's editable build
 DENSEKIT_WITH_OPS=0 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"

@@ -19,8 +19,10 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from densekit.engine.config_setup import (apply_amp,  # noqa: E402
-                                          prepare_config)
+from densekit.engine.config_setup import (PREFLIGHT_ERRORS,  # noqa: E402
+                                          add_exact_resume_hook, apply_amp,
+                                          preflight_message, prepare_config,
+                                          resolve_resume)
 from densekit.ops.mmcv_cuda_fallback import adapt_mmcv_ops  # noqa: E402
 
 
@@ -45,6 +47,10 @@ def parse_args():
         help='override settings in the config, xxx=yyy format; each key '
         'must exist in the config (or be accepted by its parent type)')
     parser.add_argument(
+        '--data-check', choices=['error', 'warn'], default='error',
+        help='annotation faults mmdet survives (boxes it drops, missing '
+        'image files): stop before training (error, default) or log them')
+    parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -54,14 +60,13 @@ def parse_args():
     return args
 
 
-def main():
-    args = parse_args()
-    # mmcv's kernels for CUDA tensors without its CUDA ops, and for CPU
-    # bfloat16 (a no-op otherwise)
-    adapt_mmcv_ops(low_precision_cpu=args.amp)
+def preflight(args):
+    """The config, checked and ready for the Runner; pre-flight errors
+    (missing data, bad annotations, unknown keys, a corrupt checkpoint) are
+    raised as :data:`PREFLIGHT_ERRORS`."""
     cfg = prepare_config(
         args.config, launcher=args.launcher, cfg_options=args.cfg_options,
-        work_dir=args.work_dir)
+        work_dir=args.work_dir, data_check=args.data_check)
 
     if args.amp:
         apply_amp(cfg)
@@ -71,17 +76,37 @@ def main():
             raise KeyError('--auto-scale-lr needs `auto_scale_lr.'
                            'base_batch_size` in the config')
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
+    if args.resume is not None:
+        # --resume without a path: the work dir's last_checkpoint; a missing
+        # one is said in one line and training starts from scratch
         cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+        cfg.load_from = resolve_resume(cfg, args.resume)
+    add_exact_resume_hook(cfg)
+    return cfg
+
+
+def main():
+    args = parse_args()
+    # mmcv's kernels for CUDA tensors without its CUDA ops, and for CPU
+    # bfloat16 (a no-op otherwise)
+    adapt_mmcv_ops(low_precision_cpu=args.amp)
+    try:
+        cfg = preflight(args)
+    except PREFLIGHT_ERRORS as e:  # a clear message needs no traceback
+        print(preflight_message(e), file=sys.stderr)
+        return 1
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
-    runner.train()
+    from densekit.datasets.transforms.loading import (ImageLoadError,
+                                                      image_load_message)
+    try:
+        runner.train()
+    except ImageLoadError as e:  # a validation image (training skips them)
+        print(f'{type(e).__name__}: {image_load_message(e)}', file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -41,8 +41,8 @@ import torch
 from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
+from densekit.utils.checkpoint_check import load_weights
 from densekit.utils.compat import revert_sync_batchnorm_cfg
 from .det_inferencer import ImageInput, load_image_input
 
@@ -303,6 +303,18 @@ class AnomalyInferencer:
         score_thr (float, optional): Image-score threshold (see above).
             Defaults to None.
         cfg_options (dict, optional): Config overrides.
+        strict (bool): Refuse a checkpoint that does not fit the model (one
+            line naming the first mismatching keys); False loads the weights
+            that fit. Defaults to True.
+        backend (str): ``'pytorch'``, ``'onnxruntime'`` or ``'openvino'``:
+            the runtime of the tensor forward (the three networks and the map
+            normalisation); the maps are resized and scored by PyTorch as
+            before. Without ``backend_model`` the
+            model is exported on the fly into a cache
+            (:mod:`densekit.deploy.backend`). Defaults to 'pytorch'.
+        backend_model (str, optional): A file exported by
+            ``tools/deploy/export.py``. Defaults to None.
+        num_threads (int, optional): Runtime threads. Defaults to None.
 
     Examples:
         >>> inferencer = AnomalyInferencer(
@@ -318,7 +330,11 @@ class AnomalyInferencer:
                  *,
                  device: Optional[str] = None,
                  score_thr: Optional[float] = None,
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None,
+                 strict: bool = True,
+                 backend: str = 'pytorch',
+                 backend_model: Optional[str] = None,
+                 num_threads: Optional[int] = None) -> None:
         if isinstance(config, (str, os.PathLike)):
             config = os.fspath(config)
             if not osp.isfile(config):
@@ -350,10 +366,19 @@ class AnomalyInferencer:
         # weights the checkpoint replaces anyway
         model = MODELS.build(cfg.model)
         if checkpoint is not None:
-            load_checkpoint(model, checkpoint, map_location='cpu')
+            load_weights(model, checkpoint, strict=strict,
+                         config=cfg.filename or 'the config',
+                         owner='AnomalyInferencer')
         self.model = model.to(device).eval()
         self.cfg = cfg
         self.device = torch.device(device)
+        from densekit.deploy.backend import attach_runtime, make_runtime
+        self.runtime = make_runtime(
+            self.model, backend, cfg=cfg, checkpoint=checkpoint,
+            model_path=backend_model, num_threads=num_threads,
+            dynamic_batch=False)
+        if self.runtime is not None:
+            attach_runtime(self.model, self.runtime)
         self.pipeline = Compose(pipeline)
         if score_thr is None:
             score_thr = (getattr(model, 'test_cfg', None)

@@ -36,6 +36,8 @@ from mmdet.utils import get_test_pipeline_cfg
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from densekit.utils.checkpoint_check import load_weights, read_checkpoint
+
 ImageInput = Union[str, os.PathLike, np.ndarray]
 
 # Transforms that read the image; the test pipeline's one is replaced by
@@ -271,7 +273,8 @@ class DetInferencer:
         __call__(): read_image() -> _infer_one() per image
         _infer_one():
             preprocess:  test pipeline -> collate -> model.data_preprocessor
-            inference:   model.extract_feat -> model.bbox_head.forward
+            inference:   model.extract_feat -> model.bbox_head.forward (or
+                         the runtime of ``backend``)
             postprocess: bbox_head.predict_by_feat(rescale=True)
                          -> score_thr filter -> numpy
 
@@ -290,6 +293,24 @@ class DetInferencer:
             ``'cuda'`` if available, else ``'cpu'``.
         score_thr (float): Detections scoring below it are dropped (after the
             model's own ``test_cfg`` filtering and NMS). Defaults to 0.3.
+        strict (bool): Refuse a checkpoint that does not fit the config's
+            model (one line naming the first mismatching keys and the config
+            it was saved from); False loads the weights that fit. Defaults
+            to True.
+        backend (str): ``'pytorch'``, ``'onnxruntime'`` or ``'openvino'``:
+            the runtime of the tensor forward (backbone, neck, head maps;
+            post-processing stays PyTorch's, so the boxes after NMS are the
+            same). Without ``backend_model`` the model is exported on the
+            fly into a cache (:mod:`densekit.deploy.backend`). Defaults to
+            'pytorch'.
+        backend_model (str, optional): A file exported by
+            ``tools/deploy/export.py`` (its raw maps, or boxes from
+            ``--with-postprocess``). Defaults to None.
+        num_threads (int, optional): Runtime threads. Defaults to None.
+        fuse_conv_bn (bool): Fold the BatchNorms into their convolutions
+            (:func:`densekit.models.utils.fuse_conv_bn`; the PyTorch
+            backend; the same detections to float round-off). Defaults to
+            True.
 
     Examples:
         >>> inferencer = DetInferencer('configs/det/yolov8_n_shapes.py',
@@ -304,7 +325,12 @@ class DetInferencer:
                  checkpoint: Optional[str] = None,
                  *,
                  device: Optional[str] = None,
-                 score_thr: float = 0.3) -> None:
+                 score_thr: float = 0.3,
+                 strict: bool = True,
+                 backend: str = 'pytorch',
+                 backend_model: Optional[str] = None,
+                 num_threads: Optional[int] = None,
+                 fuse_conv_bn: bool = True) -> None:
         if isinstance(config, (str, os.PathLike)):
             config = os.fspath(config)
             if not osp.isfile(config):
@@ -327,17 +353,24 @@ class DetInferencer:
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         pipeline = build_inference_pipeline(cfg)
+        # read (and checked) before the model is built: a corrupt file fails
+        # first; init_detector would load it non-strictly
+        ckpt = None if checkpoint is None else read_checkpoint(checkpoint)
 
         with warnings.catch_warnings(record=True) as caught:
-            self.model = init_detector(cfg, checkpoint, device=device)
+            self.model = init_detector(cfg, None, device=device)
         for warning in caught:
             # "checkpoint is None, use COCO classes": not true here, the
-            # config's classes replace COCO's below
-            if checkpoint is None and 'checkpoint is None' in str(
-                    warning.message):
+            # checkpoint's or the config's classes replace COCO's below
+            if 'checkpoint is None' in str(warning.message):
                 continue
             warnings.warn_explicit(warning.message, warning.category,
                                    warning.filename, warning.lineno)
+        if ckpt is not None:
+            load_weights(self.model, ckpt, strict=strict, path=checkpoint,
+                         config=cfg.filename or 'the config',
+                         owner='DetInferencer')
+            self._meta_from_checkpoint(ckpt)
         self.cfg = cfg
         self.device = torch.device(device)
         self.score_thr = float(score_thr)
@@ -353,8 +386,34 @@ class DetInferencer:
                 '`bbox_head.predict_by_feat`; timing model.test_step as '
                 '"inference" (it includes the data preprocessor).',
                 logger='current')
+        from densekit.deploy.backend import make_runtime
+        self.runtime = make_runtime(self.model, backend, cfg=cfg,
+                                    checkpoint=checkpoint,
+                                    model_path=backend_model,
+                                    num_threads=num_threads)
+        if fuse_conv_bn and self.runtime is None:
+            from densekit.models.utils.fuse_conv_bn import \
+                fuse_conv_bn as fuse
+            fuse(self.model.eval())
 
     # ------------------------------------------------------------ metadata
+    def _meta_from_checkpoint(self, ckpt: dict) -> None:
+        """``meta.dataset_meta`` (or mmdet 2's ``CLASSES``) of a checkpoint,
+        as ``init_detector`` reads it; the config's palette wins."""
+        meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+        palette = self.model.dataset_meta.get('palette')
+        if 'dataset_meta' in meta:
+            dataset_meta = {k.lower(): v
+                            for k, v in meta['dataset_meta'].items()}
+        elif 'CLASSES' in meta:
+            dataset_meta = {'classes': meta['CLASSES']}
+        else:
+            return  # COCO's classes; _fix_classes prefers the config's
+        if palette is not None and (palette != 'random'
+                                    or 'palette' not in dataset_meta):
+            dataset_meta['palette'] = palette
+        self.model.dataset_meta = dataset_meta
+
     def _config_metainfo(self) -> dict:
         dataset_cfg = copy.deepcopy(self.cfg.test_dataloader.dataset)
         dataset_cfg['lazy_init'] = True  # metainfo only, no annotation file
@@ -371,6 +430,7 @@ class DetInferencer:
                               'num_classes', None)
         if checkpoint is not None and (num_classes is None or len(
                 meta['classes']) == num_classes):
+            self._warn_if_classes_differ(checkpoint, meta['classes'])
             return
         try:
             cfg_classes = self._config_metainfo().get('classes')
@@ -389,6 +449,27 @@ class DetInferencer:
                     f'{num_classes} classes; using the config\'s class names',
                     logger='current', level=logging.WARNING)
             meta['classes'] = tuple(cfg_classes)
+
+    def _warn_if_classes_differ(self, checkpoint: str,
+                                classes: Sequence[str]) -> None:
+        """Warn when the checkpoint's class names are not the config's test
+        dataset's (another dataset, or the config's default 80 COCO names
+        while the checkpoint was trained on a custom set)."""
+        try:
+            cfg_classes = self._config_metainfo().get('classes')
+        except Exception:  # noqa: BLE001 - only a warning
+            return
+        if cfg_classes is None or tuple(cfg_classes) == tuple(classes):
+            return
+        print_log(
+            f'DetInferencer: checkpoint {checkpoint} was trained on '
+            f'{len(classes)} classes ({", ".join(map(str, classes[:4]))}'
+            f'{", ..." if len(classes) > 4 else ""}) but the config\'s test '
+            f'dataset has {len(cfg_classes)} '
+            f'({", ".join(map(str, cfg_classes[:4]))}'
+            f'{", ..." if len(cfg_classes) > 4 else ""}); labels are named by '
+            'the checkpoint\'s classes', logger='current',
+            level=logging.WARNING)
 
     @property
     def classes(self) -> Tuple[str, ...]:
@@ -449,13 +530,19 @@ class DetInferencer:
             data = model.data_preprocessor(data, False)
             self._sync()
             t_pre = time.perf_counter()
-            feats = model.extract_feat(data['inputs'])
-            outs = model.bbox_head(feats)
+            if self.runtime is not None:
+                outs = self.runtime(data['inputs'])
+            else:
+                outs = model.bbox_head(model.extract_feat(data['inputs']))
             self._sync()
             t_inf = time.perf_counter()
             metas = [sample.metainfo for sample in data['data_samples']]
-            instances = model.bbox_head.predict_by_feat(
-                *outs, batch_img_metas=metas, rescale=True)[0]
+            if isinstance(outs, dict):  # a --with-postprocess graph
+                from densekit.deploy.backend import postprocessed_instances
+                instances = postprocessed_instances(outs, metas[0])
+            else:
+                instances = model.bbox_head.predict_by_feat(
+                    *outs, batch_img_metas=metas, rescale=True)[0]
         else:
             t_pre = time.perf_counter()
             instances = model.test_step(data)[0].pred_instances

@@ -31,8 +31,8 @@ import torch
 from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
+from densekit.utils.checkpoint_check import load_weights
 from densekit.utils.compat import revert_sync_batchnorm_cfg
 from .det_inferencer import ImageInput, load_image_input
 
@@ -192,14 +192,37 @@ class SegInferencer:
             ``meta.dataset_meta``, else from the config's test dataset.
         device (str, optional): Default: ``'cuda'`` if available.
         cfg_options (dict, optional): Config overrides.
+        strict (bool): Refuse a checkpoint that does not fit the model (one
+            line naming the first mismatching keys); False loads the weights
+            that fit. Defaults to True.
+        backend (str): ``'pytorch'``, ``'onnxruntime'`` or ``'openvino'``:
+            the runtime of the tensor forward (``encode_decode``, so whole
+            and slide inference both use it); the post-processing stays
+            PyTorch's. Without ``backend_model`` the
+            model is exported on the fly into a cache
+            (:mod:`densekit.deploy.backend`). Defaults to 'pytorch'.
+        backend_model (str, optional): A file exported by
+            ``tools/deploy/export.py``. Defaults to None.
+        num_threads (int, optional): Runtime threads. Defaults to None.
+        fuse_conv_bn (bool): Fold the BatchNorms into their convolutions
+            (:func:`densekit.models.utils.fuse_conv_bn`; the PyTorch
+            backend). Defaults to True.
     """
+
+    # exports made on the fly have a symbolic batch (volume slices)
+    _runtime_dynamic_batch = False
 
     def __init__(self,
                  config: Union[str, os.PathLike, Config],
                  checkpoint: Optional[str] = None,
                  *,
                  device: Optional[str] = None,
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None,
+                 strict: bool = True,
+                 backend: str = 'pytorch',
+                 backend_model: Optional[str] = None,
+                 num_threads: Optional[int] = None,
+                 fuse_conv_bn: bool = True) -> None:
         if isinstance(config, (str, os.PathLike)):
             config = os.fspath(config)
             if not osp.isfile(config):
@@ -225,7 +248,9 @@ class SegInferencer:
         model = MODELS.build(cfg.model)
         meta = None
         if checkpoint is not None:
-            ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+            ckpt = load_weights(model, checkpoint, strict=strict,
+                                config=cfg.filename or 'the config',
+                                owner='SegInferencer')
             meta = ckpt.get('meta', {}).get('dataset_meta')
         if meta is None:
             dataset_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
@@ -236,6 +261,17 @@ class SegInferencer:
         self.cfg = cfg
         self.device = torch.device(device)
         self.pipeline = self._build_pipeline(cfg)
+        from densekit.deploy.backend import attach_runtime, make_runtime
+        self.runtime = make_runtime(
+            self.model, backend, cfg=cfg, checkpoint=checkpoint,
+            model_path=backend_model, num_threads=num_threads,
+            dynamic_batch=self._runtime_dynamic_batch)
+        if self.runtime is not None:
+            attach_runtime(self.model, self.runtime)
+        elif fuse_conv_bn:
+            from densekit.models.utils.fuse_conv_bn import \
+                fuse_conv_bn as fuse
+            fuse(self.model)
 
     def _build_pipeline(self, cfg: Config) -> Compose:
         """The per-image test pipeline (:func:`build_seg_inference_pipeline`;
@@ -318,7 +354,12 @@ def build_inferencer(config: Union[str, os.PathLike, Config],
                      checkpoint: Optional[str] = None,
                      *,
                      device: Optional[str] = None,
-                     score_thr: Optional[float] = None):
+                     score_thr: Optional[float] = None,
+                     strict: bool = True,
+                     backend: str = 'pytorch',
+                     backend_model: Optional[str] = None,
+                     num_threads: Optional[int] = None,
+                     fuse_conv_bn: bool = True):
     """The inferencer of a config's task (:func:`config_task`).
 
     Args:
@@ -331,6 +372,13 @@ def build_inferencer(config: Union[str, os.PathLike, Config],
             (None means ``model.test_cfg.score_threshold``, else
             :data:`~densekit.apis.anomaly_inferencer.DEFAULT_SCORE_THR`);
             ignored for segmentation. Defaults to None.
+        strict (bool): Refuse a checkpoint that does not fit the config's
+            model. Defaults to True.
+        backend, backend_model, num_threads: The runtime of the model's
+            tensor forward (see :class:`DetInferencer`). Defaults to
+            PyTorch.
+        fuse_conv_bn (bool): Detection and segmentation: fold BatchNorms
+            into their convolutions. Defaults to True.
 
     Returns:
         DetInferencer | SegInferencer | AnomalyInferencer
@@ -338,12 +386,18 @@ def build_inferencer(config: Union[str, os.PathLike, Config],
     if isinstance(config, (str, os.PathLike)) and not osp.isfile(config):
         raise FileNotFoundError(f'config file {config} does not exist')
     task = config_task(config)
+    runtime = dict(backend=backend, backend_model=backend_model,
+                   num_threads=num_threads)
     if task == 'seg':
-        return SegInferencer(config, checkpoint, device=device)
+        return SegInferencer(config, checkpoint, device=device,
+                             strict=strict, fuse_conv_bn=fuse_conv_bn,
+                             **runtime)
     if task == 'anomaly':
         from .anomaly_inferencer import AnomalyInferencer
         return AnomalyInferencer(config, checkpoint, device=device,
-                                 score_thr=score_thr)
+                                 score_thr=score_thr, strict=strict,
+                                 **runtime)
     from .det_inferencer import DetInferencer
     return DetInferencer(config, checkpoint, device=device,
-                         score_thr=0.3 if score_thr is None else score_thr)
+                         score_thr=0.3 if score_thr is None else score_thr,
+                         strict=strict, fuse_conv_bn=fuse_conv_bn, **runtime)

@@ -179,7 +179,14 @@ class MMDetFrameDetector(FrameDetector):
         if device is None:
             device = 'cuda' if torch.cuda.is_available() else 'cpu'
         pipeline = build_stream_inference_pipeline(cfg)
+        from densekit.utils.checkpoint_check import (check_weights_fit,
+                                                     read_checkpoint)
+        ckpt = None if checkpoint is None else read_checkpoint(checkpoint)
         self.model = init_detector(cfg, checkpoint, device=device)
+        if ckpt is not None:  # init_detector loads non-strictly
+            check_weights_fit(self.model, ckpt, path=checkpoint,
+                              config=cfg.filename or 'the config',
+                              owner='MMDetFrameDetector')
         self.device = torch.device(device)
         self.score_thr = float(score_thr)
         self.streaming = callable(getattr(self.model, 'predict_stream', None))

@@ -146,7 +146,12 @@ class VolumeInferencer(SegInferencer):
         device (str, optional): Default: ``'cuda'`` if available.
         batch_size (int): Slices per forward pass. Defaults to 8.
         cfg_options (dict, optional): Config overrides.
+        backend, backend_model, num_threads: The runtime of the 2D
+            segmentor (see :class:`SegInferencer`); exports made on the fly
+            take a batch of slices.
     """
+
+    _runtime_dynamic_batch = True
 
     def __init__(self,
                  config: Union[str, os.PathLike, Config],
@@ -154,14 +159,20 @@ class VolumeInferencer(SegInferencer):
                  *,
                  device: Optional[str] = None,
                  batch_size: int = 8,
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None,
+                 backend: str = 'pytorch',
+                 backend_model: Optional[str] = None,
+                 num_threads: Optional[int] = None,
+                 fuse_conv_bn: bool = True) -> None:
         if isinstance(batch_size, bool) or not isinstance(
                 batch_size, int) or batch_size < 1:
             raise ValueError('VolumeInferencer: batch_size must be an int '
                              f'>= 1, but got {batch_size!r}')
         self.batch_size = batch_size
         super().__init__(config, checkpoint, device=device,
-                         cfg_options=cfg_options)
+                         cfg_options=cfg_options, backend=backend,
+                         backend_model=backend_model,
+                         num_threads=num_threads, fuse_conv_bn=fuse_conv_bn)
         self.intensity_norm = self.cfg.test_dataloader.dataset.get(
             'intensity_norm', self._dataset_default_norm())
 

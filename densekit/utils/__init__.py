@@ -1,14 +1,36 @@
-from .compat import (check_amp_available, register_safe_checkpoint_loader,
-                     revert_sync_batchnorm_cfg, safe_torch_load,
-                     select_dist_backend)
+"""Checks and compatibility fixes shared by the tools and the library.
 
-__all__ = [
-    'check_amp_available', 'register_safe_checkpoint_loader',
-    'revert_sync_batchnorm_cfg', 'safe_torch_load', 'select_dist_backend'
-]
-from .config_check import check_cfg_options, check_registered_types  # noqa
+The names below are imported on first use (PEP 562), so ``import densekit``
+(which needs only :mod:`densekit.utils.compat`) loads neither torch nor
+mmengine's runner.
+"""
+import importlib
 
-__all__ += ['check_cfg_options', 'check_registered_types']
-from .dataset_check import check_dataset_paths  # noqa
+_EXPORTS = {
+    'check_amp_available': 'compat',
+    'register_safe_checkpoint_loader': 'compat',
+    'revert_sync_batchnorm_cfg': 'compat',
+    'safe_torch_load': 'compat',
+    'select_dist_backend': 'compat',
+    'check_cfg_options': 'config_check',
+    'check_registered_types': 'config_check',
+    'check_dataset_paths': 'dataset_check',
+    'check_annotation_files': 'annotation_check',
+    'check_num_classes': 'annotation_check',
+    'check_checkpoint_file': 'checkpoint_check',
+    'load_weights': 'checkpoint_check',
+    'read_checkpoint': 'checkpoint_check',
+}
 
-__all__ += ['check_dataset_paths']
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    module = importlib.import_module(f'.{_EXPORTS[name]}', __name__)
+    return getattr(module, name)
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

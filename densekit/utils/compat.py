@@ -15,20 +15,30 @@
 * **Distributed training without CUDA**: ``nccl`` becomes ``gloo``, DDP
   gets no ``device_ids`` (:func:`select_dist_backend`) and mmengine's
   launcher skips ``torch.cuda.set_device`` (:func:`patch_cpu_distributed_init`).
+* **Checkpoints written atomically**: mmengine writes a checkpoint in place,
+  so a run killed while saving leaves a truncated ``epoch_N.pth``;
+  :func:`atomic_save_checkpoint` writes a temporary file and renames it.
+
+Importing this module imports neither torch nor mmengine's runner (``import
+densekit`` stays fast): the loader and the patches are applied when
+``mmengine.runner`` is first imported (:func:`register_safe_checkpoint_loader`).
 """
 import codecs
 import collections
+import importlib.abc
+import importlib.util
 import logging
+import os
 import os.path as osp
 import pickle
+import sys
 import types
-from typing import Any
+from typing import Any, Callable
 
-import numpy as np
-import torch
 from mmengine.logging import print_log
 
 _REGISTERED = False
+_CHECKPOINT_MODULE = 'mmengine.runner.checkpoint'
 
 
 def _guarded_getattr(obj: Any, name: str) -> Any:
@@ -50,6 +60,8 @@ def _guarded_getattr(obj: Any, name: str) -> Any:
 
 def _allowed_globals() -> dict:
     """(module, name) -> object an mmengine checkpoint may reference."""
+    import numpy as np
+    import torch
     from mmengine.logging.history_buffer import HistoryBuffer
     allowed = {
         ('collections', 'OrderedDict'): collections.OrderedDict,
@@ -122,6 +134,7 @@ def safe_torch_load(filename: str, map_location: Any = None) -> Any:
         The loaded object (usually a dict with ``state_dict``, ``meta``,
         ``message_hub``, ``optimizer``, ``param_schedulers``).
     """
+    import torch
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} can not be found')
@@ -139,20 +152,95 @@ def safe_torch_load(filename: str, map_location: Any = None) -> Any:
             filename, map_location=map_location, weights_only=False)
 
 
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Run ``callback`` right after module ``name`` is first imported."""
+
+    def __init__(self, name: str, callback: Callable[[], None]) -> None:
+        self.name, self.callback = name, callback
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_patch(module):
+            exec_module(module)
+            self.callback()
+
+        spec.loader.exec_module = exec_then_patch
+        return spec
+
+
+def _patch_mmengine_runner() -> None:
+    from mmengine.runner import checkpoint
+    checkpoint.CheckpointLoader.register_scheme(
+        prefixes='', force=True)(safe_torch_load)
+    if not getattr(checkpoint.save_checkpoint, '_densekit_atomic', False):
+        original = checkpoint.save_checkpoint
+
+        def save(ckpt, filename, file_client_args=None, backend_args=None):
+            return atomic_save_checkpoint(ckpt, filename, file_client_args,
+                                          backend_args, fallback=original)
+
+        save._densekit_atomic = True
+        checkpoint.save_checkpoint = save
+        runner_module = sys.modules.get('mmengine.runner.runner')
+        if runner_module is not None:  # bound its own name already
+            runner_module.save_checkpoint = save
+    patch_cpu_distributed_init()
+
+
+def atomic_save_checkpoint(checkpoint: dict, filename: str,
+                           file_client_args=None, backend_args=None, *,
+                           fallback: Callable = None) -> None:
+    """mmengine's ``save_checkpoint``, through a temporary file and an
+    atomic rename for local paths (a killed save leaves no truncated
+    ``epoch_N.pth``, only a ``.tmp`` file); other backends go to
+    ``fallback`` (mmengine's)."""
+    backend = (backend_args or {}).get('backend', 'local')
+    if '://' in str(filename) or file_client_args is not None or \
+            backend != 'local':
+        return fallback(checkpoint, filename, file_client_args=file_client_args,
+                        backend_args=backend_args)
+    import torch
+    folder = osp.dirname(osp.abspath(filename))
+    os.makedirs(folder, exist_ok=True)
+    tmp = osp.join(folder, f'.{osp.basename(filename)}.tmp{os.getpid()}')
+    try:
+        with open(tmp, 'wb') as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filename)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
 def register_safe_checkpoint_loader() -> None:
-    """Make mmengine load local checkpoints through :func:`safe_torch_load`
-    (and apply :func:`patch_cpu_distributed_init`).
+    """Make mmengine load local checkpoints through :func:`safe_torch_load`,
+    save them atomically (:func:`atomic_save_checkpoint`) and apply
+    :func:`patch_cpu_distributed_init`.
 
     Idempotent; called when :mod:`densekit` is imported, so it also covers
     configs run by mmdet's/mmseg's own tools through ``custom_imports``.
+    When ``mmengine.runner`` is not imported yet, the patches wait for its
+    import (an import hook), so ``import densekit`` loads neither torch nor
+    the runner.
     """
     global _REGISTERED
     if _REGISTERED:
         return
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(safe_torch_load)
-    patch_cpu_distributed_init()
     _REGISTERED = True
+    if _CHECKPOINT_MODULE in sys.modules:
+        _patch_mmengine_runner()
+    else:
+        sys.meta_path.insert(
+            0, _AfterImport(_CHECKPOINT_MODULE, _patch_mmengine_runner))
 
 
 def revert_sync_batchnorm_cfg(cfg: Any) -> int:
@@ -183,6 +271,7 @@ def check_amp_available() -> str:
     (CUDA float16) or ``'densekit.CPUAutocastOptimWrapper'`` (bfloat16 on a
     CPU with native bfloat16); ``SystemExit`` with a clear message when
     neither can run."""
+    import torch
     if torch.cuda.is_available():
         return 'AmpOptimWrapper'
     from densekit.engine.optimizers import cpu_supports_bf16
@@ -202,6 +291,7 @@ def select_dist_backend(cfg) -> None:
     ``model_wrapper_cfg``, DDP is built without ``device_ids`` (mmengine
     passes ``device_ids=[LOCAL_RANK]``, which DDP rejects for a CPU module).
     """
+    import torch
     if torch.cuda.is_available():
         return
     env_cfg = cfg.setdefault('env_cfg', {})
@@ -223,6 +313,7 @@ def patch_cpu_distributed_init() -> None:
     ``init_process_group`` whatever the backend, which raises on a CPU-only
     torch; without CUDA only the process group is initialised. Idempotent.
     """
+    import torch
     from mmengine.dist import utils as dist_utils
     original = dist_utils._init_dist_pytorch
     if getattr(original, '_densekit_cpu_safe', False):

@@ -10,7 +10,7 @@ the data.
 import os
 import os.path as osp
 import re
-from typing import Any, List, Mapping, NamedTuple, Sequence
+from typing import Any, Iterator, List, Mapping, NamedTuple, Sequence, Tuple
 
 from mmengine.utils import is_abs
 
@@ -135,6 +135,61 @@ def _has_file_ending(root: str, suffix: str) -> bool:
     return False
 
 
+def iter_dataloaders(cfg: Any) -> Iterator[Tuple[str, Mapping]]:
+    """Every dataloader config a run builds, with its config key.
+
+    ``train_dataloader``, ``val_dataloader`` and ``test_dataloader``, then
+    the dataloaders hooks build themselves: any ``*dataloader`` key of a
+    ``custom_hooks`` entry (EfficientAD's
+    ``custom_hooks[0].map_norm_dataloader``). Only dicts with a ``dataset``
+    are yielded.
+
+    Args:
+        cfg (:obj:`mmengine.Config` | dict): The full config.
+
+    Yields:
+        tuple[str, Mapping]: (key, dataloader config).
+    """
+    for key in DATALOADER_KEYS:
+        loader = cfg.get(key)
+        if isinstance(loader, Mapping) and loader.get('dataset') is not None:
+            yield key, loader
+    hooks = cfg.get('custom_hooks') or []
+    if not isinstance(hooks, Sequence) or isinstance(hooks, str):
+        return
+    for i, hook in enumerate(hooks):
+        if not isinstance(hook, Mapping):
+            continue
+        for name, loader in hook.items():
+            if str(name).endswith('dataloader') and \
+                    isinstance(loader, Mapping) and \
+                    loader.get('dataset') is not None:
+                yield f'custom_hooks[{i}].{name}', loader
+
+
+def iter_datasets(dataset: Any, key: str) -> Iterator[Tuple[str, Mapping]]:
+    """The leaf dataset configs of a (possibly wrapped) dataset config.
+
+    Wrappers are recursed into through ``dataset`` (MultiImageMixDataset,
+    RepeatDataset, ClassBalancedDataset) or ``datasets`` (ConcatDataset).
+
+    Yields:
+        tuple[str, Mapping]: (key, dataset config), e.g.
+        ``('train_dataloader.dataset.dataset', {...})``.
+    """
+    if not isinstance(dataset, Mapping):
+        return
+    inner = dataset.get('dataset')
+    inners = dataset.get('datasets')
+    if inner is not None:
+        yield from iter_datasets(inner, f'{key}.dataset')
+    elif isinstance(inners, Sequence) and not isinstance(inners, str):
+        for i, sub in enumerate(inners):
+            yield from iter_datasets(sub, f'{key}.datasets[{i}]')
+    else:
+        yield key, dataset
+
+
 def find_missing_dataset_paths(cfg: Any) -> List[MissingPath]:
     """List the dataset paths of a config that do not exist.
 
@@ -150,10 +205,8 @@ def find_missing_dataset_paths(cfg: Any) -> List[MissingPath]:
         raise TypeError('check_dataset_paths: cfg must be an mmengine Config '
                         f'or a dict, but got {type(cfg).__name__}')
     missing: List[MissingPath] = []
-    for loader_key in DATALOADER_KEYS:
-        loader = cfg.get(loader_key)
-        if isinstance(loader, Mapping) and loader.get('dataset') is not None:
-            _collect(loader['dataset'], f'{loader_key}.dataset', missing)
+    for loader_key, loader in iter_dataloaders(cfg):
+        _collect(loader['dataset'], f'{loader_key}.dataset', missing)
     return missing
 
 
@@ -170,7 +223,8 @@ def check_dataset_paths(cfg: Any) -> None:
     """Raise if a dataloader's annotation file or data folder is missing.
 
     For each of ``train_dataloader``, ``val_dataloader`` and
-    ``test_dataloader`` (absent or None ones are skipped) the ``dataset`` is
+    ``test_dataloader`` (absent or None ones are skipped) and each
+    dataloader of a hook (:func:`iter_dataloaders`) the ``dataset`` is
     walked, recursing into wrappers through their ``dataset`` key
     (``MultiImageMixDataset``, ``RepeatDataset``, ``ClassBalancedDataset``)
     or ``datasets`` list (``ConcatDataset``). ``data_root`` is joined with
@@ -214,7 +268,9 @@ def check_dataset_paths(cfg: Any) -> None:
     root_keys = [item.key for item in missing
                  if item.key.endswith('.data_root')]
     if root_keys:
-        overrides = ' '.join(f'{key}=/path/to/data/' for key in root_keys)
+        overrides = ' '.join(
+            re.sub(r'\[(\d+)\]', r'.\1', key) + '=/path/to/data/'
+            for key in root_keys)  # --cfg-options writes list items as .i
         lines.append('Or point the config at an existing copy: '
                      f'--cfg-options {overrides} (and the evaluator\'s '
                      'ann_file, e.g. val_evaluator.ann_file=...)')

@@ -119,3 +119,20 @@ def test_efficientad_paths_table_and_auroc_check(benchmark, anomaly_checkpoint,
     assert benchmark.main([
         ANOMALY_CONFIG, '--shape', '256', '--runs', '1', '--warmup', '0',
         '--throughput-batch', '1', '--check', '--min-speedup', '1000']) == 1
+
+
+def test_backend_table(benchmark, capsys):
+    """--backend: eager, ONNX Runtime and OpenVINO rows with their
+    differences from eager."""
+    assert benchmark.main([
+        CONFIG, '--backend', 'pytorch', 'onnxruntime', 'openvino',
+        '--shape', '64', '--runs', '1', '--warmup', '0', '--threads', '1',
+        '--device', 'cpu'
+    ]) == 0
+    out = capsys.readouterr().out
+    print(out)
+    rows = [line for line in out.splitlines() if 'yolov8_n_shapes' in line]
+    assert [r.split('|')[3].strip() for r in rows] == [
+        'pytorch eager', 'onnxruntime', 'openvino']
+    for row in rows[1:]:
+        assert float(row.split('|')[7]) < 1e-4

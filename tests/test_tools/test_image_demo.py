@@ -137,3 +137,54 @@ def test_collect_inputs_and_describe(images, tmp_path):
     empty = DetResult(np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0),
                       [], (8, 8))
     assert demo.describe(empty) == '(no detections)'
+
+
+@pytest.fixture(scope='module')
+def mamba_checkpoint(tmp_path_factory):
+    """A Mamba-YOLO-T shapes checkpoint, as tools/train.py saves one."""
+    from mmdet.apis import init_detector
+    config = osp.join(ROOT, 'configs', 'det', 'mamba_yolo_t_shapes.py')
+    cfg = Config.fromfile(config)
+    torch.manual_seed(0)
+    model = init_detector(cfg, None, device='cpu')
+    path = str(tmp_path_factory.mktemp('ckpt') / 'mamba.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(
+        dataset_meta=dict(classes=CLASSES), cfg=cfg.pretty_text,
+        experiment_name='mamba_yolo_t_shapes_20250101_120000')), path)
+    return path
+
+
+def test_wrong_model_checkpoint_exits_non_zero(mamba_checkpoint, images,
+                                               tmp_path):
+    out = tmp_path / 'out'
+    proc = _run(str(images), '--config', CONFIG, '--weights',
+                mamba_checkpoint, '--device', 'cpu', '--out-dir', str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line, = [ln for ln in proc.stderr.splitlines() if ln.startswith('error')]
+    assert f'checkpoint {mamba_checkpoint} does not fit the model of ' \
+        f'{CONFIG}' in line
+    assert 'missing (first: backbone.' in line
+    assert 'saved from configs/det/mamba_yolo_t_shapes.py ' \
+        '(densekit.MambaYOLO, densekit.MambaYOLOPAFPN)' in line
+    assert '--no-strict' in line
+    assert not out.exists()
+    # the rare case: load what fits, with a warning
+    proc = _run(str(images), '--config', CONFIG, '--weights',
+                mamba_checkpoint, '--device', 'cpu', '--out-dir', str(out),
+                '--no-strict')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'strict=False: loading the' in proc.stdout + proc.stderr
+
+
+def test_plural_class_names():
+    demo = _load_demo()
+    assert [demo.plural(n) for n in (
+        'bus', 'sandwich', 'circle', 'person', 'hot dog', 'toothbrush',
+        'knife', 'skis', 'wine glass', 'cherry', 'toy')] == [
+        'buses', 'sandwiches', 'circles', 'people', 'hot dogs',
+        'toothbrushes', 'knives', 'skis', 'wine glasses', 'cherries',
+        'toys']
+    from densekit.apis import DetResult
+    result = DetResult(np.zeros((3, 4), np.float32), np.ones(3, np.float32),
+                       np.array([5, 5, 1]), ['bus', 'bus', 'cat'], (8, 8))
+    assert demo.describe(result) == '1 cat, 2 buses'

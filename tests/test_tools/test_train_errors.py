@@ -17,6 +17,7 @@ def test_missing_dataset_fails_before_training(tmp_path):
     assert str(missing) in res.stdout
     assert 'tools/data/make_synthetic.py shapes' in res.stdout
     assert 'Epoch(train)' not in res.stdout
+    assert 'Traceback' not in res.stdout  # the message is enough
 
 
 def test_unknown_cfg_option_key_lists_close_matches(tmp_path):
@@ -25,6 +26,7 @@ def test_unknown_cfg_option_key_lists_close_matches(tmp_path):
     assert res.returncode != 0
     assert "'optim_wrapper.optimizer.learning_rate'" in res.stdout
     assert 'Close matches' in res.stdout
+    assert 'Traceback' not in res.stdout
 
 
 def test_unregistered_type_lists_close_matches(tmp_path):
@@ -33,6 +35,8 @@ def test_unregistered_type_lists_close_matches(tmp_path):
     assert res.returncode != 0
     assert 'model.neck.type' in res.stdout
     assert 'densekit.YOLOv8PAFPN' in res.stdout
+    assert 'Traceback' not in res.stdout
+    assert 'Failed to search registry' not in res.stdout
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
@@ -60,3 +64,21 @@ def test_missing_coco_says_where_and_how_to_override(config, tmp_path):
     assert ('--cfg-options train_dataloader.dataset.dataset.data_root='
             in res.stdout)
     assert 'Epoch(train)' not in res.stdout
+
+
+def test_import_densekit_loads_neither_torch_nor_the_runner():
+    """`import densekit` stays fast: the checkpoint patches wait for
+    mmengine.runner's import (issue 28: it took 6-9 s)."""
+    import subprocess
+    import sys
+    code = ('import sys, densekit\n'
+            'assert "torch" not in sys.modules\n'
+            'assert "mmengine.runner" not in sys.modules\n'
+            'from mmengine.runner import checkpoint, runner\n'
+            'from densekit.utils.compat import safe_torch_load\n'
+            'assert checkpoint.CheckpointLoader._schemes[""] is '
+            'safe_torch_load\n'
+            'assert runner.save_checkpoint._densekit_atomic\n')
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -8,7 +8,17 @@ model's input range (the data preprocessor is excluded):
 * full: ``model.predict(x, data_samples, rescale=True)``, i.e. forward plus
   the head's decoding, score filtering, NMS and rescaling.
 
+Detectors are timed interleaved: after each model's warm-up, every timed
+round runs each model once, so the machine's drift hits all of them alike
+(the ``x first`` column: forward median over the first row's).
+``--fuse-conv-bn`` folds the BatchNorms into their convolutions first
+(``densekit.models.utils.fuse_conv_bn``); ``--fuse-conv-bn both`` times
+every config unfused and folded.
+
 Examples:
+    python tools/analysis/benchmark.py configs/det/mamba_yolo_t_coco.py \
+        configs/det/yolov8_s_coco.py --shape 640 640 --runs 20 --threads 2 \
+        --fuse-conv-bn both
     python tools/analysis/benchmark.py configs/det/yolov8_n_shapes.py \
         --checkpoint work_dirs/yolov8_n_shapes/epoch_12.pth --shape 256 256
     python tools/analysis/benchmark.py configs/det/yolov8_{n,s}_coco.py \
@@ -31,6 +41,21 @@ is ``--min-speedup`` (default 2) times faster and both AUROCs agree within
     python tools/analysis/benchmark.py configs/anomaly/efficientad_s_synthetic.py \
         configs/anomaly/efficientad_m_mvtec.py --shape 256 --runs 20
 
+Runtime backends (``--backend pytorch onnxruntime openvino``): each config
+is exported (``densekit.deploy``, ONNX opset 17, float32) at ``--shape``
+and its tensor forward (what the graph computes: the detector's head maps,
+the segmentor's logits, EfficientAD's maps and score) is timed in PyTorch
+eager and in each runtime on the same input, batch ``--batch-size``, with
+``--threads`` threads (torch, ONNX Runtime and OpenVINO alike), printing
+the median, the ratio to eager and the largest relative difference of the
+outputs from eager. EfficientAD also gets its optimised PyTorch path
+(``EfficientADInference``, fused float32 channels-last: the eager maps);
+Mamba-YOLO's eager forward uses the C++ scan kernel::
+
+    python tools/analysis/benchmark.py configs/det/yolov8_{n,s}_coco.py \
+        --backend pytorch onnxruntime openvino --shape 640 --runs 20 \
+        --warmup 3 --threads 2
+
 Note:
     Post-processing time depends on how many boxes pass the model's
     ``test_cfg.score_thr``, which differs between random and trained
@@ -38,6 +63,7 @@ Note:
     architectures, "full" for end-to-end model latency.
 """
 import argparse
+import copy
 import os.path as osp
 import sys
 import time
@@ -93,31 +119,34 @@ def _stats(times: np.ndarray) -> dict:
         mean=float(np.mean(times)))
 
 
-def benchmark_model(model: nn.Module,
-                    shape: Sequence[int] = (640, 640),
-                    *,
-                    batch_size: int = 1,
-                    warmup: int = 5,
-                    runs: int = 30) -> dict:
-    """Time a built detector's forward and full inference.
+def benchmark_models(models: Sequence[nn.Module],
+                     shape: Sequence[int] = (640, 640),
+                     *,
+                     batch_size: int = 1,
+                     warmup: int = 5,
+                     runs: int = 30) -> List[dict]:
+    """Time built detectors' forward and full inference, interleaved: each
+    timed round runs every model once, so a drift of the machine's speed
+    during the run hits all of them alike.
 
     Args:
-        model (nn.Module): An mmdet detector in eval mode, on its device.
+        models (Sequence[nn.Module]): mmdet detectors in eval mode, on one
+            device.
         shape (Sequence[int]): Input (H, W). Defaults to (640, 640).
         batch_size (int): Images per call. Defaults to 1.
-        warmup (int): Untimed calls first. Defaults to 5.
-        runs (int): Timed calls. Defaults to 30.
+        warmup (int): Untimed calls of each model first. Defaults to 5.
+        runs (int): Timed rounds. Defaults to 30.
 
     Returns:
-        dict: ``forward`` and ``full``, each a dict of ``median``, ``p90``
-        and ``mean`` milliseconds per batch, and ``fps`` (images/s from the
-        full median).
+        list[dict]: Per model, ``forward`` and ``full``, each a dict of
+        ``median``, ``p90`` and ``mean`` milliseconds per batch, and ``fps``
+        (images/s from the full median).
     """
     if batch_size < 1 or warmup < 0 or runs < 1:
         raise ValueError('need batch_size >= 1, warmup >= 0 and runs >= 1, '
                          f'but got batch_size={batch_size}, warmup={warmup}, '
                          f'runs={runs}')
-    device = next(model.parameters()).device
+    device = next(models[0].parameters()).device
     height, width = (int(s) for s in shape)
     inputs = torch.rand(batch_size, 3, height, width, device=device)
     meta = dict(
@@ -127,18 +156,40 @@ def benchmark_model(model: nn.Module,
         batch_input_shape=(height, width),
         scale_factor=(1.0, 1.0))
     samples = [DetDataSample(metainfo=meta) for _ in range(batch_size)]
+    calls = [(lambda m=m: m._forward(inputs),
+              lambda m=m: m.predict(inputs, samples, rescale=True))
+             for m in models]
+    times = [([], []) for _ in models]
     with torch.no_grad():
-        forward = time_fn(
-            lambda: model._forward(inputs),
-            warmup=warmup, runs=runs, device=device)
-        full = time_fn(
-            lambda: model.predict(inputs, samples, rescale=True),
-            warmup=warmup, runs=runs, device=device)
-    full_stats = _stats(full)
-    return dict(
-        forward=_stats(forward),
-        full=full_stats,
-        fps=1e3 * batch_size / full_stats['median'])
+        for forward, full in calls:
+            for _ in range(warmup):
+                forward()
+                full()
+        for _ in range(runs):
+            for (forward, full), (t_forward, t_full) in zip(calls, times):
+                t_forward.extend(time_fn(forward, warmup=0, runs=1,
+                                         device=device))
+                t_full.extend(time_fn(full, warmup=0, runs=1,
+                                      device=device))
+    results = []
+    for t_forward, t_full in times:
+        full_stats = _stats(np.asarray(t_full))
+        results.append(dict(
+            forward=_stats(np.asarray(t_forward)),
+            full=full_stats,
+            fps=1e3 * batch_size / full_stats['median']))
+    return results
+
+
+def benchmark_model(model: nn.Module,
+                    shape: Sequence[int] = (640, 640),
+                    *,
+                    batch_size: int = 1,
+                    warmup: int = 5,
+                    runs: int = 30) -> dict:
+    """:func:`benchmark_models` of one detector (its one result dict)."""
+    return benchmark_models([model], shape, batch_size=batch_size,
+                            warmup=warmup, runs=runs)[0]
 
 
 # (name, EfficientADInference options or None for the model's own eager
@@ -163,7 +214,6 @@ def anomaly_paths(model: nn.Module, device: torch.device) -> List[tuple]:
     CPU support or a CUDA device)."""
     from densekit.engine.optimizers import cpu_supports_bf16
     from densekit.models.anomaly_detectors import EfficientADInference
-    import copy
     paths = []
     for name, options in ANOMALY_PATHS:
         if options is None:  # a contiguous-format float32 copy
@@ -299,6 +349,106 @@ def main_anomaly(args, config: str, model: nn.Module, cfg,
     return 0 if ok else 1
 
 
+def _rel_diff(ref: np.ndarray, out: np.ndarray) -> float:
+    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    diff = float(np.abs(out - ref).max()) if ref.size else 0.0
+    return diff / scale if scale > 0 else diff
+
+
+def benchmark_backends(model: nn.Module, shape: Sequence[int],
+                       backends: Sequence[str], *, batch_size: int = 1,
+                       warmup: int = 3, runs: int = 20,
+                       threads: Optional[int] = None) -> List[dict]:
+    """Latency of a model's exported tensor forward per backend.
+
+    Returns:
+        list[dict]: ``name`` (backend / path), ``median`` and ``p90`` (ms
+        per batch), ``diff`` (max relative output difference from eager,
+        None for eager itself).
+    """
+    import tempfile
+
+    from densekit.deploy.exporter import build_export_spec, export_model
+    from densekit.deploy.runtime import RuntimeSession
+    spec = build_export_spec(model, shape, batch_size=batch_size)
+    inputs = spec.inputs
+    device = torch.device('cpu')
+    rows = []
+    with torch.no_grad():
+        ref = spec.module(*inputs)
+        ref = [r.float().numpy() for r in (ref if isinstance(ref, tuple)
+                                            else (ref, ))]
+        if 'pytorch' in backends:
+            times = time_fn(lambda: spec.module(*inputs), warmup=warmup,
+                            runs=runs, device=device)
+            rows.append(dict(name='pytorch eager', diff=None,
+                             **_stats(times)))
+            if is_anomaly_model(model):
+                from densekit.models.anomaly_detectors import \
+                    EfficientADInference
+                fast = EfficientADInference(model, channels_last=True,
+                                            fuse=True, dtype='float32')
+                maps = fast(inputs[0])[0].numpy()
+                times = time_fn(lambda: fast(inputs[0]), warmup=warmup,
+                                runs=runs, device=device)
+                rows.append(dict(name='pytorch optimised (fused fp32 '
+                                 'channels-last)',
+                                 diff=_rel_diff(ref[2], maps),
+                                 **_stats(times)))
+    runtimes = [b for b in backends if b != 'pytorch']
+    if runtimes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_model(model, tmp, shape=shape, name='model')
+            feeds = dict(zip(spec.input_names, [t.numpy() for t in inputs]))
+            for backend in runtimes:
+                session = RuntimeSession(path, backend, threads)
+                outs = list(session(feeds).values())
+                diff = max(_rel_diff(r, o) for r, o in zip(ref, outs))
+                times = time_fn(lambda: session(feeds), warmup=warmup,
+                                runs=runs, device=device)
+                rows.append(dict(name=backend, diff=diff, **_stats(times)))
+                del session
+    return rows
+
+
+def main_backends(args, device: torch.device) -> int:
+    """The ``--backend`` table (see the module docstring)."""
+    from densekit.deploy.runtime import check_backend
+    backends = [check_backend(b) for b in args.backend]
+    if device.type != 'cpu':
+        print('--backend compares CPU runtimes; use --device cpu')
+        return 2
+    checkpoints = args.checkpoint or [None] * len(args.configs)
+    header = ['config', 'input', 'backend', 'median (ms)', 'p90 (ms)',
+              'x eager', 'max rel diff vs eager']
+    rows = []
+    for config, checkpoint in zip(args.configs, checkpoints):
+        cfg = load_config(config, args.cfg_options)
+        model = build_model(cfg)
+        if checkpoint is not None:
+            load_checkpoint(model, checkpoint, map_location='cpu')
+        results = benchmark_backends(
+            model, args.shape, backends, batch_size=args.batch_size,
+            warmup=args.warmup, runs=args.runs, threads=args.threads)
+        eager = next((r['median'] for r in results
+                      if r['name'] == 'pytorch eager'), None)
+        for r in results:
+            rows.append([
+                osp.splitext(osp.basename(config))[0],
+                'x'.join(map(str, args.shape)), r['name'],
+                f'{r["median"]:.1f}', f'{r["p90"]:.1f}',
+                f'{r["median"] / eager:.2f}' if eager else '-',
+                '-' if r['diff'] is None else f'{r["diff"]:.1e}'])
+        del model
+    print(format_table(header, rows))
+    print(f'batch {args.batch_size}, {torch.get_num_threads()} torch '
+          f'threads, runtimes with {args.threads or "default"} threads; '
+          f'median / p90 of {args.runs} runs after {args.warmup} warm-up; '
+          'tensor forward only (the post-processing is the same PyTorch '
+          'code for every backend); input torch.rand')
+    return 0
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Benchmark model latency (median / p90 / mean)')
@@ -332,6 +482,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of every config, xxx=yyy format')
+    parser.add_argument(
+        '--fuse-conv-bn', nargs='?', const='yes', default='no',
+        choices=['no', 'yes', 'both'],
+        help='fold BatchNorms into the convolutions before timing (yes, '
+        'the bare flag) or time each config unfused and fused (both)')
+    parser.add_argument(
+        '--backend', nargs='+', default=None,
+        help='compare the exported tensor forward in these backends '
+        '(pytorch, onnxruntime, openvino) instead of the default table')
     anomaly = parser.add_argument_group('anomaly-detection (EfficientAD)')
     anomaly.add_argument('--throughput-batch', type=int, default=16)
     anomaly.add_argument('--eval-paths', action='store_true',
@@ -371,6 +530,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or (
         'cuda' if torch.cuda.is_available() else 'cpu'))
+    if args.backend:
+        return main_backends(args, device)
     checkpoints: List[Optional[str]] = args.checkpoint or [None] * len(
         args.configs)
     header = [
@@ -379,6 +540,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ]
     rows = []
     status = 0
+    entries = []  # (row name, model, complexity) of the detectors
     for config, checkpoint in zip(args.configs, checkpoints):
         cfg = load_config(config, args.cfg_options)
         model = build_model(cfg)
@@ -393,29 +555,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                               device, checkpoint is not None))
             continue
         complexity = count_model_complexity(model, args.shape)
-        result = benchmark_model(
-            model,
-            complexity['input_shape'],
+        name = osp.splitext(osp.basename(config))[0]
+        if args.fuse_conv_bn in ('no', 'both'):
+            entries.append((name, model, complexity))
+        if args.fuse_conv_bn in ('yes', 'both'):
+            from densekit.models.utils.fuse_conv_bn import fuse_conv_bn
+            fused = fuse_conv_bn(copy.deepcopy(model).eval())
+            entries.append((name + ' (conv+bn fused)', fused, complexity))
+    if entries:
+        results = benchmark_models(
+            [model for _, model, _ in entries],
+            entries[0][2]['input_shape'],
             batch_size=args.batch_size,
             warmup=args.warmup,
             runs=args.runs)
-        name = device.type if device.type != 'cpu' else \
+        device_name = device.type if device.type != 'cpu' else \
             f'cpu x{torch.get_num_threads()}'
-        rows.append([
-            osp.splitext(osp.basename(config))[0], name,
-            str(args.batch_size), 'x'.join(map(str,
-                                               complexity['input_shape'])),
-            f'{complexity["params_m"]:.2f}', f'{complexity["gflops"]:.2f}',
-            f'{result["forward"]["median"]:.1f}',
-            f'{result["full"]["median"]:.1f}',
-            f'{result["full"]["p90"]:.1f}', f'{result["full"]["mean"]:.1f}',
-            f'{result["fps"]:.1f}'
-        ])
-        del model
+        for (name, _, complexity), result in zip(entries, results):
+            rows.append([
+                name, device_name,
+                str(args.batch_size), 'x'.join(map(
+                    str, complexity['input_shape'])),
+                f'{complexity["params_m"]:.2f}',
+                f'{complexity["gflops"]:.2f}',
+                f'{result["forward"]["median"]:.1f}',
+                f'{result["full"]["median"]:.1f}',
+                f'{result["full"]["p90"]:.1f}',
+                f'{result["full"]["mean"]:.1f}',
+                f'{result["fps"]:.1f}'
+            ])
+        if len(rows) > 1:
+            base = results[0]['forward']['median']
+            header.append('x first')
+            for row, result in zip(rows, results):
+                row.append(f'{result["forward"]["median"] / base:.2f}')
     if rows:
         print(format_table(header, rows))
-        print(f'{args.runs} timed runs after {args.warmup} warm-up runs. '
-              + FOOTNOTE)
+        print(f'{args.runs} timed rounds after {args.warmup} warm-up runs, '
+              'the models interleaved (each round runs every model once); '
+              'x first: forward median / the first row\'s. ' + FOOTNOTE)
     return status
 
 

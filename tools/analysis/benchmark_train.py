@@ -5,8 +5,10 @@ mmengine's Runner, as ``tools/train.py`` does), draws ``--warmup + --iters``
 batches once, then times ``model.train_step`` (forward, loss, backward,
 optimizer step) on them: data loading and augmentation are excluded, so the
 figure compares models, not pipelines. Each implementation runs in a fresh
-process with ``DENSEKIT_SELECTIVE_SCAN`` set (``cpp``: the C++ kernel,
-``pytorch``: the chunked pure-PyTorch scan).
+process with ``DENSEKIT_SELECTIVE_SCAN`` set (``cpp``: the C++ kernel with
+SS2D's fused four-route scan, SS2D's CPU default; ``cpp-unfused``: the same
+kernel behind SS2D's cross-scan / selective scan / cross-merge path
+(``SS2D.fused_scan = False``); ``pytorch``: the chunked pure-PyTorch scan).
 
 Example:
     python tools/data/make_synthetic.py shapes --out data/synthetic_shapes
@@ -32,12 +34,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--impls', nargs='+', default=['cpp', 'pytorch'],
-                        choices=['cpp', 'pytorch', 'cuda', 'auto'])
+                        choices=['cpp', 'cpp-unfused', 'pytorch', 'cuda',
+                                 'auto'])
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: torch\'s)')
     parser.add_argument('--worker', action='store_true',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--unfused', action='store_true',
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.iters < 3 or args.warmup < 1:
@@ -62,6 +67,10 @@ def run_worker(args: argparse.Namespace) -> dict:
         loader = runner.build_dataloader(cfg.train_dataloader)
         optim_wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
         model = runner.model
+        if args.unfused:
+            for module in model.modules():
+                if hasattr(module, 'fused_scan'):
+                    module.fused_scan = False
         model.train()
         batches, it = [], iter(loader)
         for _ in range(args.warmup + args.iters):
@@ -89,9 +98,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                '--iters', str(args.iters), '--warmup', str(args.warmup)]
         if args.threads:
             cmd += ['--threads', str(args.threads)]
+        if impl == 'cpp-unfused':
+            cmd += ['--unfused']
         proc = subprocess.run(
             cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, env=dict(os.environ, DENSEKIT_SELECTIVE_SCAN=impl))
+            text=True, env=dict(os.environ, DENSEKIT_SELECTIVE_SCAN=impl.split(
+                '-')[0]))
         lines = [line for line in proc.stdout.splitlines()
                  if line.startswith(RESULT_TAG)]
         if proc.returncode != 0 or not lines:

@@ -10,7 +10,8 @@ the same model several ways in one run, interleaved:
 * ``fused``: SS2D's fused C++ scan op (the CPU default);
 * ``unfused``: SS2D's cross-scan + selective scan + cross-merge path;
 * ``fuse-conv-bn``: ``fused`` with BatchNorms folded into the
-  convolutions (mmcv's ``fuse_conv_bn``, what inference uses).
+  convolutions (``densekit.models.utils.fuse_conv_bn``, what the
+  inferencers use).
 
 Example:
     python tools/analysis/profile_ops.py configs/det/mamba_yolo_t_coco.py \\
@@ -44,14 +45,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def set_variant(model: torch.nn.Module, variant: str) -> torch.nn.Module:
-    """The model as ``variant`` runs it (a BN-folded copy for
-    ``fuse-conv-bn``)."""
+    """A copy of the model as ``variant`` runs it (every variant its own
+    copy: they are profiled interleaved)."""
     import copy
 
     from densekit.models.layers import SS2D
+    from densekit.models.utils.fuse_conv_bn import fuse_conv_bn
+    model = copy.deepcopy(model).eval()
     if variant == 'fuse-conv-bn':
-        from mmcv.cnn import fuse_conv_bn
-        model = fuse_conv_bn(copy.deepcopy(model))
+        fuse_conv_bn(model)
     for m in model.modules():
         if isinstance(m, SS2D):
             m.fused_scan = variant != 'unfused'

@@ -3,7 +3,9 @@ from .anomaly_transforms import LoadAnomalyMask, PackAnomalyInputs
 from .check_seg_labels import CheckSegLabels
 from .penalty_image import LoadPenaltyImage, synthetic_penalty_image
 from .load_medical_slice import MEDICAL_META_KEYS, LoadMedicalSlice
-from .loading import (LoadImageFromFileSafe, get_skipped_images,
+from .loading import (CorruptImageError, ImageLoadError,
+                      LoadImageFromFileSafe, MissingImageError,
+                      get_skipped_images, image_load_message,
                       reset_skipped_images)
 from .yolo_hsv_random_aug import YOLOHSVRandomAug
 from .stream_filter_annotations import StreamFilterAnnotations
@@ -13,6 +15,8 @@ from .stream_pad import StreamPad
 
 __all__ = [
     'LoadImageFromFileSafe', 'get_skipped_images', 'reset_skipped_images',
+    'ImageLoadError', 'MissingImageError', 'CorruptImageError',
+    'image_load_message',
     'YOLOHSVRandomAug', 'CheckSegLabels', 'LoadAnomalyMask',
     'PackAnomalyInputs', 'LoadPenaltyImage', 'synthetic_penalty_image',
     'LoadMedicalSlice', 'MEDICAL_META_KEYS',

@@ -3,10 +3,43 @@ import logging
 import threading
 from typing import List, Optional
 
+import numpy as np
 from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine.logging import print_log
 
 from densekit.registry import TRANSFORMS
+
+# ``on_failure`` values: skip (training: mmengine draws another sample),
+# raise, or an empty stand-in scored as an image without predictions
+ON_FAILURE = ('skip', 'raise', 'empty')
+# meta key an 'empty' stand-in carries (its path), for
+# densekit.UnreadableImageHook
+UNREADABLE_KEY = 'img_unreadable'
+
+
+class ImageLoadError(Exception):
+    """An image that could not be loaded; the message names the file.
+
+    The tools catch it (also re-raised from a dataloader worker) and print
+    :func:`image_load_message` instead of a traceback.
+    """
+
+
+class MissingImageError(ImageLoadError, FileNotFoundError):
+    """The image file does not exist."""
+
+
+class CorruptImageError(ImageLoadError, ValueError):
+    """The image file cannot be read or decoded."""
+
+
+def image_load_message(error: BaseException) -> str:
+    """The ``LoadImageFromFileSafe: ...`` line of an :class:`ImageLoadError`
+    (a dataloader worker's re-raise wraps it in its traceback)."""
+    for line in reversed(str(error).splitlines()):
+        if 'LoadImageFromFileSafe:' in line:
+            return line[line.index('LoadImageFromFileSafe:'):]
+    return str(error)
 
 # Paths skipped by LoadImageFromFileSafe in this process, in order (repeats
 # included: an image skipped in two epochs appears twice).
@@ -54,10 +87,12 @@ class LoadImageFromFileSafe(BaseTransform):
     - ori_shape: (H, W)
 
     Note:
-        A test-mode dataset cannot refetch: mmengine raises
-        ``Test time pipline should not get None data_sample`` after the
-        warning names the file. The skip record is per process, so with
-        ``num_workers > 0`` each dataloader worker keeps its own list.
+        A test-mode dataset cannot refetch (mmengine raises ``Test time
+        pipline should not get None data_sample``), so ``tools/train.py``
+        and ``tools/test.py`` set ``on_failure='raise'`` in the validation
+        and test pipelines: the run stops with one line naming the file. The
+        skip record is per process, so with ``num_workers > 0`` each
+        dataloader worker keeps its own list.
 
     Args:
         to_float32 (bool): Convert the image to a float32 array. Defaults to
@@ -69,8 +104,17 @@ class LoadImageFromFileSafe(BaseTransform):
         backend_args (dict, optional): File backend arguments for
             :func:`mmengine.fileio.get`. Defaults to None.
         strict (bool): Raise ``FileNotFoundError`` for a missing file and
-            ``ValueError`` for an unreadable or undecodable one, instead of
-            skipping it. Defaults to False.
+            ``ValueError`` for an unreadable or undecodable one
+            (:class:`MissingImageError` / :class:`CorruptImageError`), instead
+            of skipping it. Same as ``on_failure='raise'``. Defaults to False.
+        on_failure (str, optional): ``'skip'`` (return None, the default
+            unless ``strict``), ``'raise'``, or ``'empty'``: a black image of
+            the annotated ``height`` x ``width`` (1x1 if unknown) with
+            ``results['img_unreadable']`` set to the path, which
+            ``densekit.UnreadableImageHook`` scores as an image with no
+            predictions (``tools/test.py --unreadable-as-empty``). The
+            tools set ``'raise'`` in validation and test pipelines, where
+            mmengine cannot draw another sample.
 
     Examples:
         >>> load = LoadImageFromFileSafe()
@@ -86,11 +130,18 @@ class LoadImageFromFileSafe(BaseTransform):
                  imdecode_backend: str = 'cv2',
                  *,
                  backend_args: Optional[dict] = None,
-                 strict: bool = False) -> None:
+                 strict: bool = False,
+                 on_failure: Optional[str] = None) -> None:
         if not isinstance(strict, bool):
             raise TypeError('LoadImageFromFileSafe: strict must be a bool, '
                             f'but got {strict!r} ({type(strict).__name__})')
-        self.strict = strict
+        if on_failure is None:
+            on_failure = 'raise' if strict else 'skip'
+        if on_failure not in ON_FAILURE:
+            raise ValueError('LoadImageFromFileSafe: on_failure must be one '
+                             f'of {ON_FAILURE}, but got {on_failure!r}')
+        self.on_failure = on_failure
+        self.strict = on_failure == 'raise'
         self.to_float32 = to_float32
         self.color_type = color_type
         self.imdecode_backend = imdecode_backend
@@ -136,13 +187,29 @@ class LoadImageFromFileSafe(BaseTransform):
             reason = ('it could not be read or decoded as an image '
                       f'({type(e).__name__}: {e})')
 
-        if self.strict:
+        if self.on_failure == 'raise':
             msg = (f'LoadImageFromFileSafe: cannot load image {filename}: '
-                   f'{reason}. Set strict=False to skip such images with a '
-                   'warning instead.')
+                   f'{reason}. In training set strict=False to skip such '
+                   'images with a warning; in testing, tools/test.py '
+                   '--unreadable-as-empty scores them as images with no '
+                   'predictions.')
             if missing:
-                raise FileNotFoundError(msg) from error
-            raise ValueError(msg) from error
+                raise MissingImageError(msg) from error
+            raise CorruptImageError(msg) from error
+        if self.on_failure == 'empty':
+            height = int(results.get('height') or 1)
+            width = int(results.get('width') or 1)
+            img = np.zeros((height, width, 3),
+                           np.float32 if self.to_float32 else np.uint8)
+            results.update(img=img, img_shape=img.shape[:2],
+                           ori_shape=img.shape[:2])
+            results[UNREADABLE_KEY] = filename
+            with _SKIPPED_LOCK:
+                _SKIPPED_IMAGES.append(filename)
+            print_log(f'LoadImageFromFileSafe: image {filename} could not be '
+                      f'loaded ({reason}); scored as an image with no '
+                      'predictions', logger='current', level=logging.WARNING)
+            return results
 
         with _SKIPPED_LOCK:
             _SKIPPED_IMAGES.append(filename)
@@ -161,4 +228,5 @@ class LoadImageFromFileSafe(BaseTransform):
                 f"color_type='{self.color_type}', "
                 f"imdecode_backend='{self.imdecode_backend}', "
                 f'backend_args={self.backend_args}, '
-                f'strict={self.strict})')
+                f'strict={self.strict}, '
+                f"on_failure='{self.on_failure}')")

@@ -140,6 +140,9 @@ class LSBlock(BaseModule):
         drop (float): Dropout on the residual branch. Defaults to 0.
     """
 
+    # fc1 -> norm run back to back (densekit.models.utils.fuse_conv_bn)
+    fuse_pairs = (('fc1', 'norm'), )
+
     def __init__(self,
                  channels: int,
                  *,

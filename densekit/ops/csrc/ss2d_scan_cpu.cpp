@@ -256,14 +256,18 @@ std::vector<at::Tensor> ss2d_scan_fwd(const at::Tensor& x_in,
                 nc};
             forward_block<T, kN>(blk, A_lanes.data(), L, N, np, chunk,
                                  tiles.data(), h_scratch.data());
-            // y[pos_k[t], d] += y_k(t) + Dskip x
-            for (int lane = 0; lane < nc; ++lane) {
-              const T dskip = Dp[ch0 + lane];
-              const T* yr = y_r.data() + lane * L;
-              const T* ur = u_r.data() + lane * L;
-              T* yo = yp + b * L * dim + c0 + lane;
-              for (int64_t t = 0; t < L; ++t) {
-                yo[p[t] * dim] += yr[t] + dskip * ur[t];
+            // y[pos_k[t], d] += y_k(t) + Dskip x: time outer, lanes inner,
+            // so each step writes the block's nc adjacent channels (one
+            // cache line) instead of nc lines L * dim apart
+            T dskip[W];
+            for (int lane = 0; lane < nc; ++lane) dskip[lane] = Dp[ch0 + lane];
+            const T* yr = y_r.data();
+            const T* ur = u_r.data();
+            T* yb = yp + b * L * dim + c0;
+            for (int64_t t = 0; t < L; ++t) {
+              T* yo = yb + p[t] * dim;
+              for (int lane = 0; lane < nc; ++lane) {
+                yo[lane] += yr[lane * L + t] + dskip[lane] * ur[lane * L + t];
               }
             }
           }
