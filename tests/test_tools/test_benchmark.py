@@ -52,7 +52,7 @@ def test_main_prints_one_row_per_config(benchmark, checkpoint, capsys):
     assert float(row['GFLOPs']) > 0
     full_median = float(row['full median'])
     assert float(row['FPS']) == pytest.approx(1000 / full_median, rel=0.01)
-    assert '3 timed runs after 1 warm-up' in out
+    assert '3 timed rounds after 1 warm-up runs' in out
 
 
 def test_benchmark_model_statistics(benchmark):
