@@ -60,7 +60,7 @@ from densekit.apis import (AnomalyInferencer, AnomalyResult,  # noqa: E402
                            DetResult, SegInferencer, SegResult,
                            build_inferencer, draw_anomaly, draw_detections,
                            draw_segmentation, read_image)
-from densekit.apis.det_inferencer import TIMING_STAGES  # noqa: E402
+from densekit.apis.image_io import TIMING_STAGES  # noqa: E402
 from densekit.utils.config_check import check_cfg_options  # noqa: E402
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')

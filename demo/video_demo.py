@@ -58,7 +58,7 @@ from mmengine.utils import ProgressBar  # noqa: E402
 from densekit.apis import (AnomalyInferencer, SegResult,  # noqa: E402
                            build_inferencer, draw_anomaly, draw_detections,
                            draw_segmentation)
-from densekit.apis.det_inferencer import TIMING_STAGES  # noqa: E402
+from densekit.apis.image_io import TIMING_STAGES  # noqa: E402
 
 DEFAULT_FPS = 25.0  # when the container does not report a frame rate
 

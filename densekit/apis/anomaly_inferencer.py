@@ -44,7 +44,8 @@ from mmengine.registry import init_default_scope
 
 from densekit.utils.checkpoint_check import load_weights
 from densekit.utils.compat import revert_sync_batchnorm_cfg
-from .det_inferencer import ImageInput, load_image_input
+from .image_io import (LOADING_TRANSFORMS, ImageInput, load_image_input,
+                       transform_name)
 
 # ``model.type`` (scope prefix stripped) of the anomaly detectors;
 # :func:`~densekit.apis.build_inferencer` routes these configs here
@@ -59,12 +60,9 @@ ANOMALY_MODEL_TYPES = ('EfficientAD', )
 # category where you can: ``AnomalyMetric``'s ``image_f1_max`` reports its
 # threshold; put it in ``model.test_cfg.score_threshold``.
 DEFAULT_SCORE_THR = 0.3
-# the test pipeline's image loader is replaced (images are read here);
-# ground-truth and training-only steps are dropped
-_LOADING_TRANSFORMS = ('LoadImageFromFile', 'LoadImageFromFileSafe',
-                       'LoadImageFromNDArray')
+# the test pipeline's image loader is dropped (images are read here), and
+# so are the ground-truth and training-only steps
 _DROPPED_TRANSFORMS = ('LoadAnomalyMask', 'LoadPenaltyImage')
-TIMING_STAGES = ('preprocess', 'inference', 'postprocess')
 _CORNERS = ('top-left', 'top-right', 'bottom-left', 'bottom-right')
 
 
@@ -237,13 +235,6 @@ def draw_anomaly(img: np.ndarray,
     return canvas
 
 
-def _type_name(transform_type) -> str:
-    """'densekit.LoadAnomalyMask' or a class -> 'LoadAnomalyMask'."""
-    if isinstance(transform_type, str):
-        return transform_type.split('.')[-1]
-    return getattr(transform_type, '__name__', str(transform_type))
-
-
 def build_anomaly_inference_pipeline(cfg: Config) -> List[dict]:
     """The config's test pipeline after its image loader, for images read
     by :class:`AnomalyInferencer`: ``LoadAnomalyMask`` (ground truth) and
@@ -265,12 +256,12 @@ def build_anomaly_inference_pipeline(cfg: Config) -> List[dict]:
             'AnomalyInferencer needs `test_dataloader.dataset.pipeline` in '
             f'the config {cfg.filename}, but it has no `test_dataloader`')
     pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
-    names = [_type_name(t.get('type')) for t in pipeline]
-    if not names or names[0] not in _LOADING_TRANSFORMS:
+    names = [transform_name(t.get('type')) for t in pipeline]
+    if not names or names[0] not in LOADING_TRANSFORMS:
         raise ValueError(
             'AnomalyInferencer: `test_dataloader.dataset.pipeline` of config '
             f'{cfg.filename} must start by loading the image (one of '
-            f'{_LOADING_TRANSFORMS}), but got {names}')
+            f'{LOADING_TRANSFORMS}), but got {names}')
     return [t for t, name in zip(pipeline[1:], names[1:])
             if name not in _DROPPED_TRANSFORMS]
 

@@ -38,15 +38,11 @@ from mmengine.logging import print_log
 
 from densekit.utils.checkpoint_check import load_weights, read_checkpoint
 
-ImageInput = Union[str, os.PathLike, np.ndarray]
+from .image_io import (ImageInput, array_input_pipeline, fallback_palette,
+                       load_image_input)
 
-# Transforms that read the image; the test pipeline's one is replaced by
-# mmdet.LoadImageFromNDArray because DetInferencer reads images itself.
-_LOADING_TRANSFORMS = ('LoadImageFromFile', 'LoadImageFromFileSafe',
-                       'LoadImageFromNDArray')
 # Transforms that need ground truth, dropped from the inference pipeline.
 _ANNOTATION_TRANSFORMS = ('LoadAnnotations', )
-TIMING_STAGES = ('preprocess', 'inference', 'postprocess')
 
 
 @dataclass
@@ -114,13 +110,6 @@ class DetResult:
             timings_ms={k: float(v) for k, v in self.timings_ms.items()})
 
 
-def _type_name(transform_type) -> str:
-    """'mmdet.LoadAnnotations' or a class -> 'LoadAnnotations'."""
-    if isinstance(transform_type, str):
-        return transform_type.split('.')[-1]
-    return getattr(transform_type, '__name__', str(transform_type))
-
-
 def build_inference_pipeline(cfg: Config) -> List[dict]:
     """Test pipeline of ``cfg`` adapted to images given as arrays.
 
@@ -138,71 +127,10 @@ def build_inference_pipeline(cfg: Config) -> List[dict]:
         raise ValueError(
             'DetInferencer needs `test_dataloader.dataset.pipeline` in the '
             f'config {cfg.filename}, but it has no `test_dataloader`')
-    pipeline = copy.deepcopy(get_test_pipeline_cfg(cfg))
-    out, found = [], False
-    for transform in pipeline:
-        name = _type_name(transform.get('type'))
-        if name in _ANNOTATION_TRANSFORMS:
-            continue
-        if name in _LOADING_TRANSFORMS:
-            transform = dict(type='mmdet.LoadImageFromNDArray')
-            found = True
-        out.append(transform)
-    if not found:
-        raise ValueError(
-            'DetInferencer: `test_dataloader.dataset.pipeline` of config '
-            f'{cfg.filename} has no image-loading transform (one of '
-            f'{_LOADING_TRANSFORMS}); got '
-            f'{[_type_name(t.get("type")) for t in pipeline]}')
-    return out
-
-
-def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
-    """Read an image file as a BGR uint8 array of shape (H, W, 3).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is a directory or cannot be decoded.
-    """
-    path = os.fspath(path)
-    if osp.isdir(path):
-        raise ValueError(f'image path {path} is a directory, not an image '
-                         'file')
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image file {path} does not exist')
-    # imdecode(fromfile) also reads paths cv2.imread cannot (non-ASCII)
-    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'image file {path} could not be decoded as an '
-                         'image (corrupt or not an image format OpenCV '
-                         'reads)')
-    return img
-
-
-def load_image_input(image: ImageInput,
-                     owner: str) -> Tuple[np.ndarray, Optional[str]]:
-    """A BGR (H, W, 3) array and its path (None for an array) from an
-    inferencer input; ``owner`` names the caller in errors."""
-    if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        elif image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(
-                f'{owner}: an array input must be a BGR image of shape '
-                f'(H, W, 3) or (H, W), but got shape {image.shape}')
-        return image, None
-    if isinstance(image, (str, os.PathLike)):
-        return read_image(image), os.fspath(image)
-    raise TypeError(f'{owner}: inputs must be image paths or numpy arrays '
-                    f'(or a list of them), but got {type(image).__name__}')
-
-
-def _fallback_color(label: int) -> Tuple[int, int, int]:
-    """A stable, well-spread RGB colour for a label without a palette."""
-    hue = int((label * 0.618033988749895 % 1.0) * 179)
-    hsv = np.uint8([[[hue, 200, 230]]])
-    r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
-    return int(r), int(g), int(b)
+    return array_input_pipeline(
+        get_test_pipeline_cfg(cfg), loader='mmdet.LoadImageFromNDArray',
+        drop=_ANNOTATION_TRANSFORMS, owner='DetInferencer',
+        filename=cfg.filename)
 
 
 def draw_detections(img: np.ndarray,
@@ -244,7 +172,7 @@ def draw_detections(img: np.ndarray,
                                         result.labels, result.class_names):
         label = int(label)
         rgb = palette[label] if palette is not None and \
-            label < len(palette) else _fallback_color(label)
+            label < len(palette) else fallback_palette(label + 1)[label]
         color = tuple(int(c) for c in reversed(tuple(rgb)[:3]))  # to BGR
         x1, y1, x2, y2 = (int(round(float(v))) for v in bbox)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, thickness,

@@ -34,14 +34,11 @@ from mmengine.registry import init_default_scope
 
 from densekit.utils.checkpoint_check import load_weights
 from densekit.utils.compat import revert_sync_batchnorm_cfg
-from .det_inferencer import ImageInput, load_image_input
+from .image_io import (ImageInput, array_input_pipeline, fallback_palette,
+                       load_image_input)
 
-# the test pipeline's image loader is replaced (images are read here);
-# ground-truth steps are dropped
-_LOADING_TRANSFORMS = ('LoadImageFromFile', 'LoadImageFromFileSafe',
-                       'LoadImageFromNDArray')
+# ground-truth steps, dropped from the inference pipeline
 _ANNOTATION_TRANSFORMS = ('LoadAnnotations', 'CheckSegLabels')
-TIMING_STAGES = ('preprocess', 'inference', 'postprocess')
 
 
 @dataclass
@@ -91,14 +88,6 @@ class SegResult:
             timings_ms={k: float(v) for k, v in self.timings_ms.items()})
 
 
-def _fallback_palette(num_classes: int) -> np.ndarray:
-    """Distinct deterministic colours (golden-ratio hues)."""
-    hues = (np.arange(num_classes) * 0.618033988749895 % 1.0 * 180)
-    hsv = np.stack([hues, np.full_like(hues, 200), np.full_like(hues, 230)],
-                   axis=1).astype(np.uint8)[None]
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
-
-
 def draw_segmentation(img: np.ndarray,
                       result: SegResult,
                       palette: Optional[Sequence[Sequence[int]]] = None,
@@ -123,9 +112,9 @@ def draw_segmentation(img: np.ndarray,
                          f'label map {result.label_map.shape} differ')
     num = len(result.classes)
     colours = np.asarray(palette if palette is not None else
-                         _fallback_palette(num), dtype=np.uint8)
+                         fallback_palette(num), dtype=np.uint8)
     if len(colours) < num:
-        colours = np.concatenate([colours, _fallback_palette(num)[len(
+        colours = np.concatenate([colours, fallback_palette(num)[len(
             colours):]])
     bgr = colours[:, ::-1]
     labels = np.clip(result.label_map, 0, len(bgr) - 1)
@@ -157,21 +146,10 @@ def draw_segmentation(img: np.ndarray,
 def build_seg_inference_pipeline(cfg: Config) -> List[dict]:
     """The config's test pipeline for in-memory images: loader replaced by
     ``mmseg.LoadImageFromNDArray``, annotation steps dropped."""
-    pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
-    out = []
-    for step in pipeline:
-        name = str(step['type']).split('.')[-1]
-        if name in _ANNOTATION_TRANSFORMS:
-            continue
-        if name in _LOADING_TRANSFORMS:
-            step = dict(type='mmseg.LoadImageFromNDArray')
-        out.append(step)
-    if not out or str(out[0]['type']).split('.')[-1] != \
-            'LoadImageFromNDArray':
-        raise ValueError('SegInferencer: the test pipeline of '
-                         f'{cfg.filename} does not start by loading the '
-                         'image (LoadImageFromFile)')
-    return out
+    return array_input_pipeline(
+        cfg.test_dataloader.dataset.pipeline,
+        loader='mmseg.LoadImageFromNDArray', drop=_ANNOTATION_TRANSFORMS,
+        owner='SegInferencer', filename=cfg.filename)
 
 
 class SegInferencer:

@@ -39,6 +39,7 @@ from densekit.evaluation.functional.stream_simulation import simulate_stream
 from densekit.evaluation.functional.streaming_ap import (load_stream_gt,
                                                          offline_coco_eval,
                                                          streaming_coco_eval)
+from .image_io import transform_name
 
 Detections = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -79,12 +80,6 @@ class FrameDetector:
         raise NotImplementedError
 
 
-def _type_name(transform_type) -> str:
-    if isinstance(transform_type, str):
-        return transform_type.split('.')[-1]
-    return getattr(transform_type, '__name__', str(transform_type))
-
-
 def build_stream_inference_pipeline(cfg: Config) -> List[dict]:
     """The config's test pipeline for frames given as arrays.
 
@@ -101,7 +96,7 @@ def build_stream_inference_pipeline(cfg: Config) -> List[dict]:
                          '`test_dataloader` (its pipeline is used)')
     out, found = [], False
     for transform in copy.deepcopy(get_test_pipeline_cfg(cfg)):
-        name = _type_name(transform.get('type'))
+        name = transform_name(transform.get('type'))
         if name in _ANNOTATION_LOADERS:
             continue
         if name in _LOADERS:
@@ -191,7 +186,7 @@ class MMDetFrameDetector(FrameDetector):
         self.score_thr = float(score_thr)
         self.streaming = callable(getattr(self.model, 'predict_stream', None))
         stacks = any(
-            _type_name(t.get('type')) == 'LoadStreamFrames'
+            transform_name(t.get('type')) == 'LoadStreamFrames'
             for t in cfg.test_dataloader.dataset.get('pipeline', []))
         if stacks and not self.streaming:
             raise ValueError(
@@ -328,7 +323,7 @@ def run_stream_replay(detector: FrameDetector,
             arguments.
         FileNotFoundError: A frame file does not exist (named).
     """
-    from densekit.apis.det_inferencer import read_image
+    from densekit.apis.image_io import read_image
     if max_seqs is not None and (isinstance(max_seqs, bool) or
                                  not isinstance(max_seqs, int) or
                                  max_seqs < 1):

@@ -38,7 +38,8 @@ from mmengine.dataset import pseudo_collate
 from densekit.datasets.medical_io import (file_format, h5_volume_info,
                                           import_h5py, nifti_volume_info,
                                           read_nifti, strip_nifti_suffix)
-from .seg_inferencer import SegInferencer, _fallback_palette
+from .image_io import fallback_palette
+from .seg_inferencer import SegInferencer
 
 _SLICE_LOADER = 'LoadMedicalSlice'
 
@@ -297,10 +298,10 @@ def draw_volume_grid(result: VolumeResult,
                          f'in 0..{depth - 1}')
     num = len(result.classes)
     colours = np.asarray(palette if palette is not None else
-                         _fallback_palette(num), np.uint8)[:, ::-1]  # BGR
+                         fallback_palette(num), np.uint8)[:, ::-1]  # BGR
     if len(colours) < num:
         colours = np.concatenate([colours,
-                                  _fallback_palette(num)[len(colours):, ::-1]])
+                                  fallback_palette(num)[len(colours):, ::-1]])
     lo, hi = np.percentile(result.image_volume, [0.5, 99.5])
     scale = tile_size / max(height, width)
     tile_hw = (max(1, round(height * scale)), max(1, round(width * scale)))

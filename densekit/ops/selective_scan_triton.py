@@ -69,6 +69,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .scan_inputs import check_scan_inputs
+
 # Steps per chunk: the backward pass recomputes one chunk's states from the
 # state saved at its start, as the C++ kernel's CPP_CHUNK does. Forward
 # memory for the saved states is B * D * N * L / CHUNK.
@@ -503,9 +505,7 @@ def selective_scan_triton(u: Tensor,
         >>> selective_scan_triton(u, delta, A, B, C).shape
         torch.Size([2, 8, 100])
     """
-    # imported here: selective_scan.py may import this module at its top
-    from densekit.models.layers.selective_scan import _check_inputs
-    _check_inputs(u, delta, A, B, C, D, delta_bias)
+    check_scan_inputs(u, delta, A, B, C, D, delta_bias)
     tensors = dict(u=u, delta=delta, A=A, B=B, C=C, D=D,
                    delta_bias=delta_bias)
     devices = {k: v.device for k, v in tensors.items() if v is not None}

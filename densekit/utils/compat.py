@@ -274,7 +274,7 @@ def check_amp_available() -> str:
     import torch
     if torch.cuda.is_available():
         return 'AmpOptimWrapper'
-    from densekit.engine.optimizers import cpu_supports_bf16
+    from densekit.utils.hardware import cpu_supports_bf16
     if cpu_supports_bf16():
         return 'densekit.CPUAutocastOptimWrapper'
     raise SystemExit(

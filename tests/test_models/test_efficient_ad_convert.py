@@ -19,7 +19,7 @@ from mmengine.structures import BaseDataElement
 from densekit.models.anomaly_detectors.efficient_ad import EfficientAD
 from densekit.models.layers.patch_description_network import (
     EfficientADAutoencoder, PatchDescriptionNetwork)
-from densekit.models.utils.efficient_ad_convert import (
+from densekit.models.anomaly_detectors.efficient_ad_convert import (
     NELSON_AE_CONVS, NELSON_AE_CONVS_NO_DROPOUT, NELSON_PDN_CONVS,
     convert_anomalib_efficientad, convert_autoencoder,
     convert_nelson_efficientad, convert_pdn, efficientad_arch,
@@ -922,7 +922,7 @@ def test_efficientad_model_args():
 
 def test_tool_check_reports_mismatches(nelson_s):
     from densekit.models.utils.checkpoint import state_dict_problems
-    from densekit.models.utils.weight_converters import CONVERTERS
+    from densekit.models.weight_converters import CONVERTERS
     spec = CONVERTERS['efficientad']
     state = convert_nelson_efficientad(*nelson_s)
     found = spec.describe(state, {'teacher': {}, 'student': {},

@@ -12,8 +12,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from densekit.models.utils.weight_converters import CONVERTERS
-from densekit.models.utils.yolov8_convert import export_yolov8_mmyolo
+from densekit.models.weight_converters import CONVERTERS
+from densekit.models.detectors.yolov8_convert import export_yolov8_mmyolo
 from densekit.registry import MODELS
 from tests.conftest import ROOT
 from tests.converter_cli import convert_cli, load_convert_tool
@@ -129,7 +129,7 @@ def test_wrong_scale_is_refused_with_one_summary_line(tmp_path, capsys,
 
 def test_wrong_source_is_refused_and_the_fitting_one_named(tmp_path, capsys,
                                                            ultralytics_n):
-    from densekit.models.utils.yolov8_convert import \
+    from densekit.models.detectors.yolov8_convert import \
         convert_yolov8_ultralytics
     mm = export_yolov8_mmyolo(convert_yolov8_ultralytics(ultralytics_n[1]))
     src, dst = tmp_path / 'mmyolo.pth', tmp_path / 'out.pth'

@@ -339,7 +339,7 @@ def test_main_writes_teacher_and_resumes(tool, img_dir, tmp_path):
         1, 384, 1, 1)
     assert (meta['lr'], meta['weight_decay']) == (1e-4, 1e-5)
     try:  # EfficientAD's own loader (another module) reads the layout
-        from densekit.models.utils.efficient_ad_convert import \
+        from densekit.models.anomaly_detectors.efficient_ad_convert import \
             load_teacher_checkpoint
     except ImportError:
         load_teacher_checkpoint = None

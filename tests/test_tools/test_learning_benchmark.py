@@ -109,7 +109,7 @@ def test_efficientad_detects_synthetic_defects(tmp_path):
     bfloat16 autocast where the CPU has it): image and pixel AUROC above
     0.8 on the synthetic texture defects (README: 400 iterations reach >=
     0.95 within 15 minutes)."""
-    from densekit.engine.optimizers import cpu_supports_bf16
+    from densekit.utils.hardware import cpu_supports_bf16
     amp = ['--amp'] if cpu_supports_bf16() else []
     _run_benchmark(['--config', 'configs/anomaly/efficientad_s_synthetic.py',
                     *amp, '--min-image-auroc', '0.8', '--min-pixel-auroc',

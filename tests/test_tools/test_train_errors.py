@@ -41,7 +41,7 @@ def test_unregistered_type_lists_close_matches(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
 def test_amp_on_cpu_trains_in_bf16_or_is_refused(tiny_config, tmp_path):
-    from densekit.engine.optimizers import cpu_supports_bf16
+    from densekit.utils.hardware import cpu_supports_bf16
     res = run_tool(['tools/train.py', tiny_config(max_epochs=1),
                     '--work-dir', str(tmp_path), '--amp'])
     if cpu_supports_bf16():

@@ -87,10 +87,10 @@ def test_revert_sync_batchnorm_cfg():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
 def test_amp_without_cuda_uses_cpu_bf16_or_refuses():
-    with mock.patch('densekit.engine.optimizers.cpu_supports_bf16',
+    with mock.patch('densekit.utils.hardware.cpu_supports_bf16',
                     return_value=True):
         assert check_amp_available() == 'densekit.CPUAutocastOptimWrapper'
-    with mock.patch('densekit.engine.optimizers.cpu_supports_bf16',
+    with mock.patch('densekit.utils.hardware.cpu_supports_bf16',
                     return_value=False):
         with pytest.raises(SystemExit, match='--amp needs a CUDA device'):
             check_amp_available()

@@ -212,7 +212,7 @@ def is_anomaly_model(model: nn.Module) -> bool:
 def anomaly_paths(model: nn.Module, device: torch.device) -> List[tuple]:
     """The inference paths that run on this device (bfloat16 needs native
     CPU support or a CUDA device)."""
-    from densekit.engine.optimizers import cpu_supports_bf16
+    from densekit.utils.hardware import cpu_supports_bf16
     from densekit.models.anomaly_detectors import EfficientADInference
     paths = []
     for name, options in ANOMALY_PATHS:

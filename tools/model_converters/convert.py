@@ -7,7 +7,7 @@ NAME is one of mamba_yolo, yolov8_ultralytics, yolov8_mmyolo, focalnet,
 edgenext, hornet, smt, transnext, resnet_vit, efficientad (``NAME --help``
 lists the family's options). The mappings are the ``convert_<name>``
 functions next to each model; the table is
-:data:`densekit.models.utils.weight_converters.CONVERTERS`.
+:data:`densekit.models.weight_converters.CONVERTERS`.
 
 What happens, in order:
 
@@ -71,7 +71,7 @@ import torch  # noqa: E402
 
 from densekit.models.utils.checkpoint import (  # noqa: E402
     UnconvertedKeysError, state_dict_problems)
-from densekit.models.utils.weight_converters import (  # noqa: E402
+from densekit.models.weight_converters import (  # noqa: E402
     CONVERTERS, build_config_model)
 
 

@@ -17,14 +17,6 @@ from mmengine.optim import OptimWrapper
 from densekit.registry import OPTIM_WRAPPERS
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether oneDNN has native bfloat16 kernels on this CPU."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 @OPTIM_WRAPPERS.register_module()
 class CPUAutocastOptimWrapper(OptimWrapper):
     """``OptimWrapper`` whose forward context is CPU bfloat16 autocast.

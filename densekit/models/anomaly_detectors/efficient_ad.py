@@ -340,7 +340,7 @@ class EfficientAD(BaseModel):
         the distilled teacher from ``teacher_checkpoint``."""
         super().init_weights()
         if self.teacher_checkpoint:
-            from densekit.models.utils.efficient_ad_convert import \
+            from densekit.models.anomaly_detectors.efficient_ad_convert import \
                 load_teacher_checkpoint
             load_teacher_checkpoint(self.teacher, self.teacher_checkpoint)
             print_log(f'EfficientAD: teacher loaded from '

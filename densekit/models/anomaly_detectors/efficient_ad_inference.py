@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from densekit.engine.optimizers import cpu_supports_bf16
+from densekit.utils.hardware import cpu_supports_bf16
 from .efficient_ad import distance_maps, postprocess_maps
 
 

@@ -1,5 +1,6 @@
 from .base_backbone import BaseBackbone
-from .cbnet import CBNet, per_backbone_features
+from ..utils.composite_features import per_backbone_features
+from .cbnet import CBNet
 from .conv_stem_vit import ConvStemViT
 from .edgenext import EdgeNeXt, convert_edgenext
 from .focalnet import FocalNet, convert_focalnet

@@ -60,25 +60,6 @@ from .base_backbone import BaseBackbone
 _OWNER = 'densekit.CBNet'
 
 
-def per_backbone_features(feats) -> List[Tuple[Tensor, ...]]:
-    """Normalise features to a list of per-backbone tuples, lead last.
-
-    Args:
-        feats: Either one backbone's features (a sequence of (N, C, H, W)
-            tensors) or :class:`CBNet`'s / :class:`CBFPN`'s training output
-            (a sequence of such sequences, lead last).
-
-    Returns:
-        list[tuple[Tensor]]: One tuple of maps per backbone, lead last.
-    """
-    if isinstance(feats, Tensor):
-        return [(feats, )]
-    feats = list(feats)
-    if feats and isinstance(feats[0], Tensor):
-        return [tuple(feats)]
-    return [tuple(f) for f in feats]
-
-
 def _is_pretrained(init_cfg) -> bool:
     cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
     return any(isinstance(c, dict) and c.get('type') == 'Pretrained'

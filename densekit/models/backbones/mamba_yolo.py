@@ -43,7 +43,7 @@ from ..layers.weight_init import drop_path_rates
 from densekit.models.utils.checkpoint import (UnconvertedKeysError,
                                               unwrap_state_dict)
 from .base_backbone import BaseBackbone
-from .yolov8_csp_darknet import make_divisible, make_round
+from ..layers.yolo_scaling import make_divisible, make_round
 
 
 @MODELS.register_module()

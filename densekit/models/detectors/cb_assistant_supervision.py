@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from mmdet.structures import SampleList
 from torch import Tensor
 
-from densekit.models.backbones.cbnet import per_backbone_features
+from densekit.models.utils.composite_features import per_backbone_features
 
 #: weight of every assisting backbone's losses (the paper's lambda)
 ASSIST_WEIGHT = 0.5

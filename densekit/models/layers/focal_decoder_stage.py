@@ -4,8 +4,8 @@ Focal-UNet (Naderi et al., "Focal-UNet: UNet-like Focal Modulation for
 Medical Image Segmentation", arXiv:2212.09263; official code
 ``givkashi/Focal-Unet``, ``networks/FocalNet/classification/focalUnet.py``)
 decodes with the FocalNet blocks of its encoder. This adapter stacks
-densekit's :class:`densekit.models.backbones.focalnet.FocalNetBlock` (the
-block of the FocalNet backbone, not a copy) behind the channels-last
+densekit's :class:`densekit.models.layers.focalnet_block.FocalNetBlock` (the
+block the FocalNet backbone is built of, not a copy) behind the channels-last
 interface of :class:`densekit.models.decode_heads.PatchExpandingUNetHead`.
 """
 from typing import Optional, Sequence
@@ -14,8 +14,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from densekit.models.backbones.focalnet import (FocalNetBlock,
-                                                _trunc_normal_init)
+from densekit.models.layers.focalnet_block import (FocalNetBlock,
+                                                   _trunc_normal_init)
 from densekit.registry import MODELS
 
 

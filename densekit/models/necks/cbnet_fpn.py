@@ -10,7 +10,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from densekit.models.backbones.cbnet import per_backbone_features
+from densekit.models.utils.composite_features import per_backbone_features
 from densekit.registry import MODELS
 
 

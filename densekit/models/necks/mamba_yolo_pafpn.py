@@ -17,7 +17,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from densekit.registry import MODELS
-from ..backbones.yolov8_csp_darknet import make_round
+from ..layers.yolo_scaling import make_round
 from ..layers.c2f_layer import YOLO_ACT_CFG, YOLO_NORM_CFG
 from ..layers.mamba_yolo_blocks import XSSBlock
 

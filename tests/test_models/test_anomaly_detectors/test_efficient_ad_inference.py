@@ -7,7 +7,7 @@ import torch
 from mmengine.structures import BaseDataElement
 
 import densekit.models  # noqa: F401
-from densekit.engine.optimizers import cpu_supports_bf16
+from densekit.utils.hardware import cpu_supports_bf16
 from densekit.models.anomaly_detectors import (EfficientAD,
                                                EfficientADInference,
                                                build_inference_path)

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 import densekit.models.backbones.focalnet  # noqa: F401  (registers FocalNet)
-from densekit.models.backbones.focalnet import (FocalModulation, FocalNet,
-                                                convert_focalnet,
+from densekit.models.backbones.focalnet import (FocalNet, convert_focalnet,
                                                 focalnet_classifier)
+from densekit.models.layers.focalnet_block import FocalModulation
 from densekit.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(

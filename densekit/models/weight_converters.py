@@ -55,8 +55,7 @@ __all__ = [
 ]
 
 #: the repository (configs/ lives there), for the default configs of --check
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @dataclass
@@ -280,7 +279,7 @@ class EfficientADConverter(WeightConverter):
         return read_checkpoint_file(path, unsafe)
 
     def describe(self, state_dict, checkpoint, args):
-        from densekit.models.utils.efficient_ad_convert import (
+        from densekit.models.anomaly_detectors.efficient_ad_convert import (
             efficientad_model_args, efficientad_source)
         source = efficientad_source(checkpoint)
         meta: dict = dict(source=source)
@@ -375,7 +374,7 @@ def _mamba_arch(state_dict):
 
 
 def _yolov8_arch(state_dict):
-    from densekit.models.utils.yolov8_convert import (describe_yolov8_arch,
+    from densekit.models.detectors.yolov8_convert import (describe_yolov8_arch,
                                                       yolov8_arch_of)
     arch = yolov8_arch_of(state_dict)
     key = (arch['stem'], arch['last_channels'], arch['depths'],
@@ -532,9 +531,9 @@ def _build_table() -> Dict[str, WeightConverter]:
     from densekit.models.backbones.transnext import (TransNeXt,
                                                      convert_transnext,
                                                      transnext_classifier)
-    from densekit.models.utils.efficient_ad_convert import \
+    from densekit.models.anomaly_detectors.efficient_ad_convert import \
         convert_efficientad
-    from densekit.models.utils.yolov8_convert import (
+    from densekit.models.detectors.yolov8_convert import (
         convert_yolov8_mmyolo, convert_yolov8_ultralytics)
     entries: List[WeightConverter] = [
         DetectorConverter(

@@ -1,4 +1,4 @@
-"""densekit/models/utils/yolov8_convert.py: ultralytics and mmyolo YOLOv8
+"""densekit/models/detectors/yolov8_convert.py: ultralytics and mmyolo YOLOv8
 checkpoints, restated from their published architecture
 (tests/test_models/test_utils/yolov8_sources.py), mapped key by key onto
 densekit's YOLOv8 and back, and the ultralytics forward reproduced in
@@ -10,9 +10,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from densekit.models.backbones.yolov8_csp_darknet import YOLOV8_SCALES
+from densekit.models.layers.yolo_scaling import YOLOV8_SCALES
 from densekit.models.utils.checkpoint import UnconvertedKeysError
-from densekit.models.utils.yolov8_convert import (
+from densekit.models.detectors.yolov8_convert import (
     convert_yolov8_mmyolo, convert_yolov8_ultralytics, describe_yolov8_arch,
     export_yolov8_mmyolo, export_yolov8_ultralytics, yolov8_arch_of)
 from densekit.registry import MODELS
