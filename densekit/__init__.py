@@ -1,12 +1,10 @@
 """densekit: dense-prediction models on the OpenMMLab stack.
 
-Importing densekit registers its safe checkpoint loader with mmengine (see
-:mod:`densekit.utils.compat`); models, datasets and hooks register lazily
-through the registry ``locations`` (see :mod:`densekit.registry`).
+Importing densekit changes nothing in mmengine: models, datasets and hooks
+register lazily through the registry ``locations`` (see
+:mod:`densekit.registry`), and the mmengine compatibility patches are
+applied by densekit's tools and configs (see :mod:`densekit.utils.compat`).
 """
-from .utils.compat import register_safe_checkpoint_loader
 from .version import __version__
-
-register_safe_checkpoint_loader()
 
 __all__ = ['__version__']

@@ -3,9 +3,11 @@
 # densekit types are found unprefixed, mmengine/mmcv types (Resize,
 # LoadImageFromFile, IterBasedTrainLoop, ...) through the parent registries.
 default_scope = 'densekit'
+# densekit.utils.mmengine_patches: the mmengine patches this stack needs
+# (torch >= 2.6 checkpoint loading, atomic saves; densekit/utils/compat.py)
 custom_imports = dict(
     imports=['densekit.models', 'densekit.datasets', 'densekit.engine',
-             'densekit.evaluation'],
+             'densekit.evaluation', 'densekit.utils.mmengine_patches'],
     allow_failed_imports=False)
 
 default_hooks = dict(

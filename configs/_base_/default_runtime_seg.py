@@ -3,8 +3,11 @@
 # transforms, IoUMetric, visualizer) is found unprefixed; densekit's modules
 # are named 'densekit.X' (see README, "Registry rule").
 default_scope = 'mmseg'
+# densekit.utils.mmengine_patches: the mmengine patches this stack needs
+# (torch >= 2.6 checkpoint loading, atomic saves; densekit/utils/compat.py)
 custom_imports = dict(
-    imports=['densekit.models', 'densekit.datasets', 'densekit.engine'],
+    imports=['densekit.models', 'densekit.datasets', 'densekit.engine',
+             'densekit.utils.mmengine_patches'],
     allow_failed_imports=False)
 
 env_cfg = dict(

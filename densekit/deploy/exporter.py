@@ -120,10 +120,10 @@ def load_state_dict_strict(model: nn.Module, checkpoint: str,
         ValueError: One line: how many keys are missing, unexpected or of
             another shape, with the first of each.
     """
-    from mmengine.runner import CheckpointLoader
+    from densekit.utils.checkpoint_check import read_checkpoint
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    ckpt = read_checkpoint(checkpoint)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     if not isinstance(state, dict):
         raise ValueError(f'checkpoint {checkpoint} holds no state dict '

@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from densekit.utils.compat import (revert_sync_batchnorm_cfg,
+from densekit.utils.compat import (install_mmengine_compat,
+                                   revert_sync_batchnorm_cfg,
                                    select_dist_backend)
 from densekit.utils.config_check import (check_cfg_options,
                                          check_registered_types)
@@ -75,6 +76,7 @@ def prepare_config(config_path: str,
     """
     if not osp.isfile(config_path):
         raise FileNotFoundError(f'config file {config_path} does not exist')
+    install_mmengine_compat()  # also for configs without densekit's runtime
     cfg = Config.fromfile(config_path)
     check_cfg_options(cfg, cfg_options)
     if cfg_options:

@@ -8,7 +8,7 @@ import importlib
 
 _EXPORTS = {
     'check_amp_available': 'compat',
-    'register_safe_checkpoint_loader': 'compat',
+    'install_mmengine_compat': 'compat',
     'revert_sync_batchnorm_cfg': 'compat',
     'safe_torch_load': 'compat',
     'select_dist_backend': 'compat',

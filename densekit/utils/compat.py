@@ -4,7 +4,7 @@
   ``weights_only=True`` there, while mmengine 0.10.7 calls it without the
   argument; an mmengine checkpoint carries a message hub (``HistoryBuffer``,
   numpy scalars and arrays), so loading it, and therefore ``--resume``, fails.
-  :func:`register_safe_checkpoint_loader` replaces mmengine's local-file
+  :func:`install_mmengine_compat` replaces mmengine's local-file
   loader by one that unpickles with an allow-list of tensor/numpy/mmengine
   types and falls back to full unpickling only for a local file, with a
   warning.
@@ -19,14 +19,24 @@
   so a run killed while saving leaves a truncated ``epoch_N.pth``;
   :func:`atomic_save_checkpoint` writes a temporary file and renames it.
 
-Importing this module imports neither torch nor mmengine's runner (``import
-densekit`` stays fast): the loader and the patches are applied when
-``mmengine.runner`` is first imported (:func:`register_safe_checkpoint_loader`).
+Nothing here is applied on import: ``import densekit`` leaves mmengine as it
+is. The three mmengine patches (checkpoint loader, atomic save, CPU
+distributed init) are applied, together and once, by
+:func:`install_mmengine_compat`, which runs
+
+* in densekit's tools (``tools/train.py``, ``tools/test.py``, the analysis
+  scripts) through :func:`densekit.engine.config_setup.prepare_config`, and
+* for any densekit config, because its base runtime lists
+  :mod:`densekit.utils.mmengine_patches` in ``custom_imports``: so a run of
+  a densekit config through mmdet's or mmseg's own ``tools/train.py`` gets
+  them too, and a config without that entry does not.
+
+The library's own loaders (inferencers, exporters, ``init_cfg`` pretrained
+weights) read checkpoints with :func:`safe_torch_load` directly and need no
+patch.
 """
 import codecs
 import collections
-import importlib.abc
-import importlib.util
 import logging
 import os
 import os.path as osp
@@ -37,8 +47,7 @@ from typing import Any, Callable
 
 from mmengine.logging import print_log
 
-_REGISTERED = False
-_CHECKPOINT_MODULE = 'mmengine.runner.checkpoint'
+_INSTALLED = False
 
 
 def _guarded_getattr(obj: Any, name: str) -> Any:
@@ -152,29 +161,6 @@ def safe_torch_load(filename: str, map_location: Any = None) -> Any:
             filename, map_location=map_location, weights_only=False)
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Run ``callback`` right after module ``name`` is first imported."""
-
-    def __init__(self, name: str, callback: Callable[[], None]) -> None:
-        self.name, self.callback = name, callback
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_then_patch(module):
-            exec_module(module)
-            self.callback()
-
-        spec.loader.exec_module = exec_then_patch
-        return spec
-
-
 def _patch_mmengine_runner() -> None:
     from mmengine.runner import checkpoint
     checkpoint.CheckpointLoader.register_scheme(
@@ -221,26 +207,25 @@ def atomic_save_checkpoint(checkpoint: dict, filename: str,
             os.remove(tmp)
 
 
-def register_safe_checkpoint_loader() -> None:
-    """Make mmengine load local checkpoints through :func:`safe_torch_load`,
-    save them atomically (:func:`atomic_save_checkpoint`) and apply
-    :func:`patch_cpu_distributed_init`.
+def install_mmengine_compat() -> None:
+    """Patch mmengine 0.10.7 for this stack, process-wide and once: local
+    checkpoints load through :func:`safe_torch_load`, checkpoints save
+    atomically (:func:`atomic_save_checkpoint`) and the pytorch launcher
+    initialises without CUDA (:func:`patch_cpu_distributed_init`).
 
-    Idempotent; called when :mod:`densekit` is imported, so it also covers
-    configs run by mmdet's/mmseg's own tools through ``custom_imports``.
-    When ``mmengine.runner`` is not imported yet, the patches wait for its
-    import (an import hook), so ``import densekit`` loads neither torch nor
-    the runner.
+    Idempotent; logs one line the first time. Called explicitly by
+    densekit's tools and imported by densekit configs (see the module
+    docstring); importing :mod:`densekit` does not call it.
     """
-    global _REGISTERED
-    if _REGISTERED:
+    global _INSTALLED
+    if _INSTALLED:
         return
-    _REGISTERED = True
-    if _CHECKPOINT_MODULE in sys.modules:
-        _patch_mmengine_runner()
-    else:
-        sys.meta_path.insert(
-            0, _AfterImport(_CHECKPOINT_MODULE, _patch_mmengine_runner))
+    _INSTALLED = True
+    _patch_mmengine_runner()
+    print_log('densekit: mmengine patched for this stack (allow-list '
+              'checkpoint loader for torch >= 2.6, atomic checkpoint saves, '
+              'CPU distributed init); see densekit/utils/compat.py',
+              logger='current', level=logging.DEBUG)
 
 
 def revert_sync_batchnorm_cfg(cfg: Any) -> int:

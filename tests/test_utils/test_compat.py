@@ -67,13 +67,33 @@ def test_missing_checkpoint_names_the_file(tmp_path):
         safe_torch_load(str(tmp_path / 'nope.pth'))
 
 
-def test_mmengine_loader_is_replaced(tmp_path):
-    from mmengine.runner.checkpoint import _load_checkpoint
-
-    import densekit  # noqa: F401
+def test_mmengine_is_patched_only_by_an_explicit_install(tmp_path):
+    """`import densekit` leaves mmengine alone; install_mmengine_compat()
+    (called by the tools) and a densekit config's custom_imports patch it,
+    in fresh processes."""
     path = tmp_path / 'ckpt.pth'
     _mmengine_like_checkpoint(path)
-    assert _load_checkpoint(str(path))['meta']['iter'] == 4
+    common = ('import densekit, densekit.models\n'
+              'from mmengine.runner import checkpoint\n'
+              'from densekit.utils.compat import safe_torch_load\n'
+              'patched = lambda: checkpoint.CheckpointLoader._schemes[""] '
+              'is safe_torch_load\n'
+              'assert not patched()\n')
+    cases = {
+        'install': 'from densekit.utils.compat import '
+                   'install_mmengine_compat\ninstall_mmengine_compat()\n',
+        'config': 'from mmengine.config import Config\n'
+                  'Config.fromfile("configs/det/yolov8_n_shapes.py")\n',
+    }
+    for name, apply in cases.items():
+        code = (common + apply + 'assert patched()\n'
+                'from mmengine.runner import runner\n'
+                'assert runner.save_checkpoint._densekit_atomic\n'
+                f'ckpt = checkpoint._load_checkpoint({str(path)!r})\n'
+                'assert ckpt["meta"]["iter"] == 4\n')
+        res = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
+                             capture_output=True, text=True)
+        assert res.returncode == 0, (name, res.stderr[-2000:])
 
 
 def test_revert_sync_batchnorm_cfg():

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.structures import DetDataSample, OptSampleList, SampleList
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
 from densekit.registry import MODELS
+from densekit.utils.checkpoint_check import load_weights
 from .yolo_detector import YOLODetector, _build, _resolve_in_channels
 
 # DAMO-StreamNet's logits distillation (tal_head_oddil.py, streamnet_*.py:
@@ -157,9 +157,8 @@ class StreamYOLODetector(YOLODetector):
                     f'teacher bbox_head.{key}={t} but the student has {s}; '
                     'logits distillation needs the same head layout')
         if teacher_ckpt is not None:
-            load_checkpoint(teacher, teacher_ckpt, map_location='cpu',
-                            strict=True,
-                            revise_keys=[(r'^module\.', '')])
+            load_weights(teacher, teacher_ckpt, strict=True,
+                         owner='StreamYOLODetector teacher_ckpt')
         else:
             print_log('StreamYOLODetector: teacher_cfg given without '
                       'teacher_ckpt, the teacher is randomly initialised; '

@@ -103,12 +103,16 @@ def load_pretrained(module: nn.Module,
     Returns:
         dict: ``missing``, ``unexpected`` and ``optional_missing`` key lists.
     """
-    from mmengine.runner.checkpoint import CheckpointLoader
     owner = type(module).__name__
     path = init_cfg['checkpoint']
-    checkpoint = CheckpointLoader.load_checkpoint(
-        path, map_location=init_cfg.get('map_location', 'cpu'),
-        logger='current')
+    map_location = init_cfg.get('map_location', 'cpu')
+    if '://' in str(path):  # URLs, torchvision://, ...: mmengine's schemes
+        from mmengine.runner.checkpoint import CheckpointLoader
+        checkpoint = CheckpointLoader.load_checkpoint(
+            path, map_location=map_location, logger='current')
+    else:
+        from densekit.utils.compat import safe_torch_load
+        checkpoint = safe_torch_load(path, map_location=map_location)
     state_dict = unwrap_state_dict(checkpoint, owner)
     prefix = init_cfg.get('prefix')
     if prefix:
