@@ -1,6 +1,6 @@
 from .cbnet_fpn import CBFPN
-from .yolov8_pafpn import YOLOv8PAFPN
-from .mamba_yolo_pafpn import MambaYOLOPAFPN
+from .yolov8_pafpn import MambaYOLOPAFPN, YOLOv8PAFPN
+
 from .dual_flow_perception import DualFlowPerception
 from .long_short_temporal_fusion import LongShortTemporalFusion
 
