@@ -5,7 +5,7 @@ number of channels and the stride relative to the input image. Necks and heads
 read (and check) that contract instead of repeating channel numbers, and the
 cross-task tests check every registered backbone honours it.
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmengine.model import BaseModule
@@ -19,8 +19,15 @@ class BaseBackbone(BaseModule):
 
     Subclasses build ``self.stages`` (an ``nn.ModuleList``; stage 0 is the
     stem) and fill ``self.stage_channels``/``self.stage_strides`` for each
-    stage, then ``forward`` returns the stages listed in ``out_indices``,
-    from high to low resolution.
+    stage, then call :meth:`_check_indices`; ``forward`` returns the stages
+    listed in ``out_indices``, from high to low resolution, each through its
+    per-output norm ``norm{i}`` where the backbone adds one, and stops after
+    the last one needed.
+
+    Variants: ``arch_settings`` maps each variant name to its complete
+    settings, ``arch_aliases`` maps other accepted names to those;
+    :meth:`resolve_arch` looks a name up (case-insensitively) or completes
+    a dict with ``arch_defaults``.
 
     Args:
         out_indices (Sequence[int]): Stages whose outputs are returned.
@@ -43,8 +50,64 @@ class BaseBackbone(BaseModule):
         self.stage_channels: List[int] = []
         self.stage_strides: List[int] = []
 
+    #: variant name -> its complete settings (see :meth:`resolve_arch`)
+    arch_settings: Dict[str, dict] = {}
+    #: other accepted names -> a key of :attr:`arch_settings`
+    arch_aliases: Dict[str, str] = {}
+    #: what an ``arch`` dict starts from
+    arch_defaults: Dict[str, Any] = {}
+    #: keys an ``arch`` dict must give (after the defaults)
+    arch_required: Tuple[str, ...] = ()
+    #: keys of an ``arch`` dict holding one value per stage
+    arch_per_stage: Tuple[str, ...] = ()
+
+    @classmethod
+    def resolve_arch(cls, arch: Union[str, Mapping]) -> dict:
+        """The settings of ``arch``: a name (or alias) of
+        :attr:`arch_settings`, case-insensitive, or a dict completed with
+        :attr:`arch_defaults` and checked (:attr:`arch_required`,
+        :attr:`arch_per_stage` lengths equal to ``depths``).
+
+        Raises:
+            ValueError: Naming the class, the accepted names and the
+                problem.
+        """
+        name = cls.__name__
+        if isinstance(arch, Mapping):
+            settings = dict(cls.arch_defaults)
+            settings.update(arch)
+            missing = set(cls.arch_required) - set(settings)
+            if missing:
+                raise ValueError(
+                    f'{name}: an arch dict needs {sorted(missing)}')
+            if 'depths' in settings:
+                n = len(settings['depths'])
+                for key in cls.arch_per_stage:
+                    if key in settings and len(settings[key]) != n:
+                        raise ValueError(
+                            f'{name}: {key} needs {n} values (one per '
+                            f'stage), but got {settings[key]}')
+            return cls._complete_arch(settings)
+        lookup = {k.lower(): k for k in cls.arch_settings}
+        lookup.update({k.lower(): v for k, v in cls.arch_aliases.items()})
+        key = lookup.get(arch.lower()) if isinstance(arch, str) else None
+        if key is None:
+            aliases = f' (or {sorted(cls.arch_aliases)})' \
+                if cls.arch_aliases else ''
+            raise ValueError(
+                f'{name}: arch must be one of {sorted(cls.arch_settings)}'
+                f'{aliases} or a dict, but got {arch!r}')
+        return dict(cls.arch_settings[key])
+
+    @classmethod
+    def _complete_arch(cls, settings: dict) -> dict:
+        """Backbone-specific completion/checks of an ``arch`` dict after
+        :meth:`resolve_arch`'s; unchanged here."""
+        return settings
+
     def _check_indices(self) -> None:
-        """Validate ``out_indices``/``frozen_stages`` once stages are built."""
+        """Validate ``out_indices``/``frozen_stages`` once stages are built,
+        then freeze stages ``0..frozen_stages``."""
         num_stages = len(self.stages)
         bad = [i for i in self.out_indices if not 0 <= i < num_stages]
         if bad or not self.out_indices:
@@ -55,6 +118,15 @@ class BaseBackbone(BaseModule):
             raise ValueError(
                 f'{type(self).__name__}: frozen_stages must be in '
                 f'-1..{num_stages - 1}, but got {self.frozen_stages}')
+        self._freeze_stages()
+
+    def _add_output_norms(self, build) -> None:
+        """Add the per-output norm ``norm{i} = build(i)`` for every ``i`` in
+        ``out_indices`` (after :meth:`_check_indices`), frozen with their
+        stages; :meth:`forward_stage_output` applies them."""
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build(i))
+        self._freeze_stages()
 
     @property
     def feature_info(self) -> List[dict]:
@@ -138,11 +210,23 @@ class BaseBackbone(BaseModule):
         """
         return self.stages[index](x)
 
+    #: whether the per-output norms ``norm{i}`` (where a backbone adds
+    #: them) apply; backbones with an ``out_norm`` argument set it
+    out_norm: bool = True
+
     def forward_stage_output(self, index: int, x: Tensor) -> Tensor:
         """The map returned for stage ``index`` (in ``out_indices``) from the
-        stage's raw output ``x``: identity here; backbones with per-output
-        norms ``norm{index}`` apply them. Shapes are unchanged."""
-        return x
+        stage's raw (N, C, H, W) output ``x``: through its per-output norm
+        ``norm{index}`` when the backbone has one and :attr:`out_norm` (a plain
+        ``nn.LayerNorm`` normalises the channels, channels-last; a
+        ``LayerNorm2d`` takes the map as it is), else
+        unchanged. Shapes are unchanged."""
+        norm = getattr(self, f'norm{index}', None) if self.out_norm else None
+        if norm is None:
+            return x
+        if type(norm) is nn.LayerNorm:  # not channels-first subclasses
+            return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+        return norm(x)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Args: x (Tensor): images, (N, 3, H, W).
@@ -152,7 +236,8 @@ class BaseBackbone(BaseModule):
             ``out_indices`` entry, with C_i, s_i as in :attr:`feature_info`.
         """
         outs = []
-        for i in range(len(self.stages)):
+        last = max(self.out_indices)
+        for i in range(last + 1):  # the stages after the last output: unused
             x = self.forward_stage(i, x)
             if i in self.out_indices:
                 outs.append(self.forward_stage_output(i, x))

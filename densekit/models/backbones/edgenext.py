@@ -344,6 +344,8 @@ class EdgeNeXt(BaseBackbone):
     }
     arch_aliases = {'xx_small': 'xxs', 'x_small': 'xs', 'small': 's',
                     'base': 'b'}
+    arch_defaults = dict(_common, heads=[8, 8, 8, 8])
+    arch_required = ('depths', 'dims')
     # parameters with the 1000-class head, official README model zoo
     official_params = {'xxs': 1.33e6, 'xs': 2.34e6, 's': 5.59e6,
                        'b': 18.51e6}
@@ -363,7 +365,7 @@ class EdgeNeXt(BaseBackbone):
                          frozen_stages=frozen_stages,
                          norm_eval=norm_eval,
                          init_cfg=init_cfg)
-        settings = self._arch_settings(arch)
+        settings = self.resolve_arch(arch)
         self.arch = arch
         depths, dims = settings['depths'], settings['dims']
         drop_paths = drop_path_rates(drop_path_rate, sum(depths))
@@ -396,46 +398,8 @@ class EdgeNeXt(BaseBackbone):
         self._check_indices()
         self.out_norm = out_norm
         if out_norm:
-            for i in self.out_indices:
-                self.add_module(f'norm{i}', LayerNorm2d(dims[i], eps=1e-6))
+            self._add_output_norms(lambda i: LayerNorm2d(dims[i], eps=1e-6))
         self.apply(trunc_normal_init_weights)
-
-    @classmethod
-    def _arch_settings(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, dict):
-            settings = dict(cls._common, heads=[8, 8, 8, 8])
-            settings.update(arch)
-            missing = {'depths', 'dims'} - set(settings)
-            if missing:
-                raise ValueError(f'EdgeNeXt: arch dict lacks {missing}')
-            return settings
-        key = cls.arch_aliases.get(arch, arch)
-        if key not in cls.arch_settings:
-            raise ValueError(
-                f'EdgeNeXt: arch must be one of {sorted(cls.arch_settings)} '
-                f'(or {sorted(cls.arch_aliases)}), but got {arch!r}')
-        return dict(cls.arch_settings[key])
-
-    def forward(self, x: Tensor) -> tuple:
-        """Args: x (Tensor): images, (N, C_in, H, W), any H and W.
-
-        Returns:
-            tuple[Tensor]: one (N, C_i, ceil(H / s_i), ceil(W / s_i)) map per
-            ``out_indices`` entry, with C_i, s_i as in :attr:`feature_info`.
-        """
-        outs = []
-        for i in range(len(self.stages)):
-            x = self.forward_stage(i, x)
-            if i in self.out_indices:
-                outs.append(self.forward_stage_output(i, x))
-            if i >= max(self.out_indices):
-                break
-        return tuple(outs)
-
-    def forward_stage_output(self, index: int, x: Tensor) -> Tensor:
-        """Stage ``index``'s map through its ``norm{index}`` (unless
-        ``out_norm=False``), shape unchanged."""
-        return getattr(self, f'norm{index}')(x) if self.out_norm else x
 
     def convert_pretrained(self, state_dict):
         """Official ImageNet layout -> ours (``init_cfg`` ``Pretrained``

@@ -37,7 +37,7 @@ focal_level 3 (kernels 3, 5, 7), focal_window 3 in all stages.
 """
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -211,6 +211,7 @@ class FocalNet(BaseBackbone):
         'B-LRF': dict(embed_dims=128, depths=(2, 2, 18, 2), focal_levels=3,
                       focal_windows=3),
     }
+    arch_required = ('embed_dims', 'depths', 'focal_levels', 'focal_windows')
 
     def __init__(self,
                  *,
@@ -236,20 +237,7 @@ class FocalNet(BaseBackbone):
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
             init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise ValueError(
-                    f'FocalNet: arch must be one of '
-                    f'{sorted(self.arch_settings)} or a dict, but got '
-                    f'{arch!r}')
-            setting = dict(self.arch_settings[arch])
-        else:
-            missing = {'embed_dims', 'depths', 'focal_levels',
-                       'focal_windows'} - set(arch)
-            if missing:
-                raise ValueError(
-                    f'FocalNet: an arch dict needs {sorted(missing)}')
-            setting = dict(arch)
+        setting = self.resolve_arch(arch)
         if focal_windows is not None:
             setting['focal_windows'] = focal_windows
         self.arch = arch
@@ -295,33 +283,8 @@ class FocalNet(BaseBackbone):
             self.stage_strides.append(4 * 2**i)
             channels = dims[i]
         self._check_indices()
-        for i in self.out_indices:
-            self.add_module(f'norm{i}', nn.LayerNorm(dims[i]))
+        self._add_output_norms(lambda i: nn.LayerNorm(dims[i]))
         self.apply(_trunc_normal_init)
-        self._freeze_stages()
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Args: x (Tensor): images, (N, C_in, H, W), any H and W.
-
-        Returns:
-            tuple[Tensor]: one (N, C_i, ceil(H / s_i), ceil(W / s_i)) map
-            per ``out_indices`` entry (C_i, s_i as in :attr:`feature_info`),
-            each normalised by its ``norm{i}``.
-        """
-        outs = []
-        for i in range(len(self.stages)):
-            x = self.forward_stage(i, x)
-            if i in self.out_indices:
-                outs.append(self.forward_stage_output(i, x))
-            if i == max(self.out_indices):
-                break
-        return tuple(outs)
-
-    def forward_stage_output(self, index: int, x: Tensor) -> Tensor:
-        """Stage ``index``'s (N, C, H, W) map through its LayerNorm
-        ``norm{index}`` over channels, shape unchanged."""
-        norm = getattr(self, f'norm{index}')
-        return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
 
     def convert_pretrained(self, state_dict):
         """Official ImageNet/detection layouts -> ours (``init_cfg``

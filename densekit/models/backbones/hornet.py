@@ -327,6 +327,8 @@ class HorNet(BaseBackbone):
         'hornet_large_7x7': 'L-7x7', 'hornet_large_gf': 'L-GF',
         'hornet_large_gf_img384': 'L-GF-384',
     }
+    arch_defaults = dict(depths=(2, 3, 18, 2), orders=(2, 3, 4, 5),
+                         scale=1. / 3, mlp_ratio=4.)
     # (params, classes of the head) of the official README model zoo. The
     # README does not say how many classes the ImageNet-22K heads have; all
     # three L figures fit a 10450-class head (ImageNet-21K-P winter21), and
@@ -355,7 +357,7 @@ class HorNet(BaseBackbone):
                          frozen_stages=frozen_stages,
                          norm_eval=norm_eval,
                          init_cfg=init_cfg)
-        settings = self._arch_settings(arch)
+        settings = self.resolve_arch(arch)
         if gf_sizes is not None:
             settings['gf_sizes'] = gf_sizes
         self.arch = arch
@@ -392,51 +394,16 @@ class HorNet(BaseBackbone):
         self._check_indices()
         self.out_norm = out_norm
         if out_norm:
-            for i in self.out_indices:
-                self.add_module(f'norm{i}', LayerNorm2d(dims[i], eps=1e-6))
+            self._add_output_norms(lambda i: LayerNorm2d(dims[i], eps=1e-6))
         self.apply(trunc_normal_init_weights)
-        self._freeze_stages()
 
     @classmethod
-    def _arch_settings(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, dict):
-            settings = dict(depths=(2, 3, 18, 2), orders=(2, 3, 4, 5),
-                            scale=1. / 3, mlp_ratio=4.)
-            settings.update(arch)
-            if 'base_dim' not in settings and 'dims' not in settings:
-                raise ValueError("HorNet: an arch dict needs 'base_dim' (or "
-                                 "'dims')")
-            settings.setdefault('gf_sizes', (None, ) * len(settings['depths']))
-            return settings
-        key = cls.arch_aliases.get(arch, arch)
-        if key not in cls.arch_settings:
-            raise ValueError(
-                f'HorNet: arch must be one of {sorted(cls.arch_settings)} '
-                f'(or {sorted(cls.arch_aliases)}) or a dict, but got '
-                f'{arch!r}')
-        return dict(cls.arch_settings[key])
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Args: x (Tensor): images, (N, C_in, H, W), any H and W.
-
-        Returns:
-            tuple[Tensor]: one (N, C_i, ceil(H / s_i), ceil(W / s_i)) map per
-            ``out_indices`` entry (C_i, s_i as in :attr:`feature_info`),
-            each normalised by its ``norm{i}`` unless ``out_norm=False``.
-        """
-        outs = []
-        for i in range(len(self.stages)):
-            x = self.forward_stage(i, x)
-            if i in self.out_indices:
-                outs.append(self.forward_stage_output(i, x))
-            if i >= max(self.out_indices):
-                break
-        return tuple(outs)
-
-    def forward_stage_output(self, index: int, x: Tensor) -> Tensor:
-        """Stage ``index``'s map through its ``norm{index}`` (unless
-        ``out_norm=False``), shape unchanged."""
-        return getattr(self, f'norm{index}')(x) if self.out_norm else x
+    def _complete_arch(cls, settings: dict) -> dict:
+        if 'base_dim' not in settings and 'dims' not in settings:
+            raise ValueError("HorNet: an arch dict needs 'base_dim' (or "
+                             "'dims')")
+        settings.setdefault('gf_sizes', (None, ) * len(settings['depths']))
+        return settings
 
     def convert_pretrained(self, state_dict):
         """Official ImageNet/detection layouts -> ours (``init_cfg``

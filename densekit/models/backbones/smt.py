@@ -56,7 +56,7 @@ products excluded, as ptflops counts) match the README's 4.7G; the
 published count, not the architecture, looks off.
 """
 import re
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -436,6 +436,10 @@ class SMT(BaseBackbone):
                   mlp_ratios=(8, 6, 4, 2), head_conv=7, **_common),
     }
     arch_aliases = {'tiny': 'T', 'small': 'S', 'base': 'B', 'large': 'L'}
+    arch_defaults = _common
+    arch_required = ('embed_dims', 'depths', 'mlp_ratios', 'head_conv')
+    arch_per_stage = ('embed_dims', 'mlp_ratios', 'ca_num_heads',
+                      'sa_num_heads', 'ca_attentions')
     # ImageNet-1K parameters with the 1000-class head as published (paper;
     # official README: 12M, 21M, 32M, 81M)
     official_params = {'T': 11.5e6, 'S': 20.5e6, 'B': 32.0e6, 'L': 80.5e6}
@@ -461,7 +465,7 @@ class SMT(BaseBackbone):
                          frozen_stages=frozen_stages,
                          norm_eval=norm_eval,
                          init_cfg=init_cfg)
-        settings = self._arch_settings(arch)
+        settings = self.resolve_arch(arch)
         self.arch = arch
         dims, depths = list(settings['embed_dims']), list(settings['depths'])
         self.depths = depths
@@ -490,30 +494,6 @@ class SMT(BaseBackbone):
             channels = dims[i]
         self._check_indices()
         self.apply(fan_out_normal_init_weights)
-        self._freeze_stages()
-
-    @classmethod
-    def _arch_settings(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, Mapping):
-            settings = dict(cls._common)
-            settings.update(arch)
-            missing = {'embed_dims', 'depths', 'mlp_ratios', 'head_conv'} - \
-                set(settings)
-            if missing:
-                raise ValueError(f'SMT: an arch dict needs {sorted(missing)}')
-            num_stages = len(settings['depths'])
-            for key in ('embed_dims', 'mlp_ratios', 'ca_num_heads',
-                        'sa_num_heads', 'ca_attentions'):
-                if len(settings[key]) != num_stages:
-                    raise ValueError(f'SMT: {key} needs {num_stages} values, '
-                                     f'but got {settings[key]}')
-            return settings
-        key = cls.arch_aliases.get(arch, arch)
-        if key not in cls.arch_settings:
-            raise ValueError(
-                f'SMT: arch must be one of {sorted(cls.arch_settings)} (or '
-                f'{sorted(cls.arch_aliases)}) or a dict, but got {arch!r}')
-        return dict(cls.arch_settings[key])
 
     @staticmethod
     def mixer_layout(settings: dict) -> List[List[str]]:
@@ -528,22 +508,6 @@ class SMT(BaseBackbone):
                 for j in range(depth)
             ])
         return layout
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Args: x (Tensor): images, (N, C_in, H, W), any H and W.
-
-        Returns:
-            tuple[Tensor]: one (N, C_i, ceil(H / s_i), ceil(W / s_i)) map
-            per ``out_indices`` entry (C_i, s_i as in :attr:`feature_info`).
-        """
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-            if i >= max(self.out_indices):
-                break
-        return tuple(outs)
 
     def convert_pretrained(self, state_dict):
         """Official ImageNet/detection layouts -> ours (``init_cfg``

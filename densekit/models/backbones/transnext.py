@@ -54,7 +54,7 @@ the default 1e-5).
 """
 import math
 import re
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -539,14 +539,23 @@ class TransNeXt(BaseBackbone):
     _common = dict(sr_ratios=(8, 4, 2, 1), window_sizes=(3, 3, 3, None))
     arch_settings = {
         'micro': dict(embed_dims=(48, 96, 192, 384), depths=(2, 2, 15, 2),
-                      num_heads=(2, 4, 8, 16), mlp_ratios=(8, 8, 4, 4)),
+                      num_heads=(2, 4, 8, 16), mlp_ratios=(8, 8, 4, 4),
+                      **_common),
         'tiny': dict(embed_dims=(72, 144, 288, 576), depths=(2, 2, 15, 2),
-                     num_heads=(3, 6, 12, 24), mlp_ratios=(8, 8, 4, 4)),
+                     num_heads=(3, 6, 12, 24), mlp_ratios=(8, 8, 4, 4),
+                     **_common),
         'small': dict(embed_dims=(72, 144, 288, 576), depths=(5, 5, 22, 5),
-                      num_heads=(3, 6, 12, 24), mlp_ratios=(8, 8, 4, 4)),
+                      num_heads=(3, 6, 12, 24), mlp_ratios=(8, 8, 4, 4),
+                      **_common),
         'base': dict(embed_dims=(96, 192, 384, 768), depths=(5, 5, 23, 5),
-                     num_heads=(4, 8, 16, 32), mlp_ratios=(8, 8, 4, 4)),
+                     num_heads=(4, 8, 16, 32), mlp_ratios=(8, 8, 4, 4),
+                     **_common),
     }
+    arch_aliases = {'m': 'micro', 't': 'tiny', 's': 'small', 'b': 'base'}
+    arch_defaults = _common
+    arch_required = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios')
+    arch_per_stage = ('embed_dims', 'num_heads', 'mlp_ratios', 'sr_ratios',
+                      'window_sizes')
     # ImageNet-1K parameters with the 1000-class head (official README)
     official_params = {'micro': 12.8e6, 'tiny': 28.2e6, 'small': 49.7e6,
                        'base': 89.7e6}
@@ -568,7 +577,7 @@ class TransNeXt(BaseBackbone):
                          frozen_stages=frozen_stages,
                          norm_eval=norm_eval,
                          init_cfg=init_cfg)
-        settings = self._arch_settings(arch)
+        settings = self.resolve_arch(arch)
         self.arch = arch
         self.img_size = img_size
         pretrain_size = pretrain_size or img_size
@@ -605,49 +614,6 @@ class TransNeXt(BaseBackbone):
             channels = dims
         self._check_indices()
         self.apply(fan_out_normal_init_weights)
-        self._freeze_stages()
-
-    @classmethod
-    def _arch_settings(cls, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, Mapping):
-            settings = dict(cls._common)
-            settings.update(arch)
-            missing = {'embed_dims', 'depths', 'num_heads', 'mlp_ratios'} - \
-                set(settings)
-            if missing:
-                raise ValueError(
-                    f'TransNeXt: an arch dict needs {sorted(missing)}')
-            n = len(settings['depths'])
-            for key in ('embed_dims', 'num_heads', 'mlp_ratios', 'sr_ratios',
-                        'window_sizes'):
-                if len(settings[key]) != n:
-                    raise ValueError(f'TransNeXt: {key} needs {n} values, '
-                                     f'but got {settings[key]}')
-            return settings
-        key = arch.lower() if isinstance(arch, str) else arch
-        key = {'m': 'micro', 't': 'tiny', 's': 'small', 'b': 'base'}.get(
-            key, key)
-        if key not in cls.arch_settings:
-            raise ValueError(
-                f'TransNeXt: arch must be one of {sorted(cls.arch_settings)} '
-                f'or a dict, but got {arch!r}')
-        return dict(cls._common, **cls.arch_settings[key])
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Args: x (Tensor): images, (N, C_in, H, W), H, W >= 32 (any).
-
-        Returns:
-            tuple[Tensor]: one (N, C_i, ceil(H / s_i), ceil(W / s_i)) map
-            per ``out_indices`` entry.
-        """
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-            if i >= max(self.out_indices):
-                break
-        return tuple(outs)
 
     def convert_pretrained(self, state_dict):
         """Official ImageNet/detection layouts -> ours."""

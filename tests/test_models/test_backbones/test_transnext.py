@@ -275,7 +275,7 @@ def test_converter_tool(tmp_path, capsys):
     from tests.converter_cli import convert_cli
     convert = convert_cli('transnext')
     src, dst = tmp_path / 'official.pth', tmp_path / 'densekit.pth'
-    official = official_state_dict(TransNeXt._arch_settings('micro'))
+    official = official_state_dict(TransNeXt.resolve_arch('micro'))
     torch.save({'model': official}, src)
     assert convert([src, dst, '--arch', 'micro']) == 0
     assert 'every key and shape matches' in capsys.readouterr().out
