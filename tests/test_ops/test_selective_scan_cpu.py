@@ -10,9 +10,7 @@ import densekit.models.layers.selective_scan as scan_module
 from densekit.models.layers import selective_scan_cpp, selective_scan_fn
 from densekit.ops import load_ext
 from densekit.models.layers.selective_scan import selective_scan_ref
-from tests.test_models.test_layers.test_selective_scan import (check_parity,
-                                                               make_inputs,
-                                                               run_both)
+from tests.scan_parity import check_parity, make_inputs, run_both
 
 
 def test_extension_is_built():

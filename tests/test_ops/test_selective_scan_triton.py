@@ -19,7 +19,7 @@ import torch
 import densekit.ops.selective_scan_triton as sst
 from densekit.ops.selective_scan_triton import (selective_scan_triton,
                                                 triton_available)
-from tests.test_models.test_layers.test_selective_scan import (
+from tests.scan_parity import (
     check_parity, make_inputs, run_both)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
