@@ -58,15 +58,15 @@ def contract(name, last=None):
 
 
 def yolo_detector(name):
-    _, strides = contract(name, last=3)
     return dict(
         type='densekit.YOLODetector',
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[0, 0, 0],
                                std=[255, 255, 255], pad_size_divisor=32),
         backbone=backbone_cfg(name, last=3),  # strides 8, 16, 32 mostly
         neck=dict(type='densekit.YOLOv8PAFPN', deepen_factor=0.33),
+        # featmap_strides come from the backbone's contract
         bbox_head=dict(type='densekit.YOLOv8Head', num_classes=3,
-                       featmap_strides=tuple(strides), reg_max=16),
+                       reg_max=16),
         train_cfg=dict(assigner=dict(type='densekit.BatchTaskAlignedAssigner',
                                      topk=10, alpha=0.5, beta=6.0)),
         test_cfg=dict(score_thr=0.001, nms_pre=1000,
@@ -152,6 +152,7 @@ def test_backbone_in_yolo_detector(name):
     model = MODELS.build(yolo_detector(name))
     assert type(model.backbone) is MODELS.get(name)
     assert model.neck.in_channels == model.backbone.out_channels
+    assert model.bbox_head.featmap_strides == model.backbone.out_strides
     _train_step(model, det_samples())
 
 

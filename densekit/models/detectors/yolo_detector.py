@@ -1,5 +1,6 @@
 """Single-stage YOLO detector whose neck and head read the backbone contract."""
-from typing import Optional, Union
+import inspect
+from typing import Optional, Sequence, Union
 
 import torch.nn as nn
 from mmdet.models.detectors.single_stage import SingleStageDetector
@@ -29,6 +30,29 @@ def _resolve_in_channels(cfg: Union[dict, nn.Module], provided, owner: str,
     return cfg
 
 
+def _resolve_strides(cfg: Union[dict, nn.Module],
+                     provided: Optional[Sequence[int]],
+                     owner: str) -> Union[dict, nn.Module]:
+    """Fill the head config's ``featmap_strides`` from the upstream contract
+    (when its class takes them), or check it."""
+    if isinstance(cfg, nn.Module) or provided is None:
+        return cfg
+    given = cfg.get('featmap_strides')
+    if given is None:
+        head_cls = MODELS.get(cfg['type'])
+        if head_cls is not None and 'featmap_strides' in inspect.signature(
+                head_cls.__init__).parameters:
+            cfg = dict(cfg, featmap_strides=list(provided))
+        return cfg
+    if list(given) != list(provided):
+        raise ValueError(
+            f'model.bbox_head.featmap_strides={list(given)} but the {owner} '
+            f'outputs strides {list(provided)}; remove '
+            '`model.bbox_head.featmap_strides` to take them from the '
+            f'{owner} automatically')
+    return cfg
+
+
 @MODELS.register_module()
 class YOLODetector(SingleStageDetector):
     """mmdet's ``SingleStageDetector`` with channel contracts resolved.
@@ -36,8 +60,11 @@ class YOLODetector(SingleStageDetector):
     When the backbone reports ``out_channels`` (every densekit backbone does,
     see :class:`densekit.models.backbones.BaseBackbone`), the neck's
     ``in_channels`` default to it, and the head's to the neck's
-    ``out_channels``: swapping the backbone in a config needs no channel
-    arithmetic. Explicit ``in_channels`` that disagree raise ``ValueError``.
+    ``out_channels``; likewise the head's ``featmap_strides`` default to the
+    backbone's ``out_strides`` (a neck keeps them level by level unless it
+    reports ``out_strides`` of its own): swapping the backbone in a config
+    needs no channel or stride arithmetic. Explicit ``in_channels`` or
+    ``featmap_strides`` that disagree raise ``ValueError``.
     Training and inference are mmdet's (``loss``/``predict``/``_forward``).
 
     Args:
@@ -62,15 +89,18 @@ class YOLODetector(SingleStageDetector):
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = _build(backbone)
         channels = getattr(self.backbone, 'out_channels', None)
+        strides = getattr(self.backbone, 'out_strides', None)
         if neck is not None:
             self.neck = _build(_resolve_in_channels(
                 neck, channels, 'backbone', 'model.neck'))
             channels = getattr(self.neck, 'out_channels', None)
+            strides = getattr(self.neck, 'out_strides', strides)
         if not isinstance(bbox_head, nn.Module):
             bbox_head = dict(bbox_head, train_cfg=train_cfg,
                              test_cfg=test_cfg)
+        upstream = 'neck' if neck is not None else 'backbone'
+        bbox_head = _resolve_strides(bbox_head, strides, upstream)
         self.bbox_head = _build(_resolve_in_channels(
-            bbox_head, channels, 'neck' if neck is not None else 'backbone',
-            'model.bbox_head'))
+            bbox_head, channels, upstream, 'model.bbox_head'))
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
