@@ -29,10 +29,10 @@ import os.path as osp
 from typing import Callable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
-from mmengine.dataset import BaseDataset
 
 from densekit.registry import DATASETS
 from densekit.utils.arg_check import check_str_arg
+from .split_dataset import SplitDataset
 
 ANOMALY_CLASSES = ('good', 'anomalous')
 ANOMALY_METAINFO = dict(classes=ANOMALY_CLASSES)
@@ -99,14 +99,8 @@ def _list_nonempty(cls_name: str, folder: str, suffix: str, what: str,
     return names
 
 
-def _init_test_mode(test_mode: Optional[bool], split: str) -> bool:
-    # A None from a test pipeline must raise instead of being silently
-    # replaced by another sample, so every split but train is test_mode.
-    return split != 'train' if test_mode is None else test_mode
-
-
 @DATASETS.register_module()
-class MVTecADDataset(BaseDataset):
+class MVTecADDataset(SplitDataset):
     """One category of MVTec AD (Bergmann et al., CVPR 2019).
 
     Lists ``<data_root>/<category>/train/good/*.png`` (``split='train'``)
@@ -175,9 +169,6 @@ class MVTecADDataset(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  max_refetch: int = 1000) -> None:
         name = type(self).__name__
-        if isinstance(data_root, os.PathLike):
-            data_root = os.fspath(data_root)
-        check_str_arg(name, 'data_root', data_root)
         check_str_arg(name, 'category', category)
         check_str_arg(name, 'split', split, ('train', 'test'))
         check_str_arg(name, 'subset', subset, ('train', 'val'))
@@ -195,21 +186,14 @@ class MVTecADDataset(BaseDataset):
         elif subset != 'train':
             raise ValueError(f'{name}: subset={subset!r} needs '
                              'train_val_split (e.g. 0.1), but got None')
-        # lazy_init=True: load_data_list needs the attributes set below
         super().__init__(
-            data_root=data_root, metainfo=metainfo, pipeline=list(pipeline),
-            test_mode=_init_test_mode(test_mode, split), lazy_init=True,
-            serialize_data=serialize_data, indices=indices,
-            max_refetch=max_refetch)
-        self.category = category
-        self.split = split
-        self.train_val_split = train_val_split
-        self.subset = subset
-        self.split_seed = split_seed
-        self.img_suffix = img_suffix
-        self.mask_suffix = mask_suffix
-        if not lazy_init:
-            self.full_init()
+            data_root, split, ('train', 'test'),
+            attrs=dict(category=category, train_val_split=train_val_split,
+                       subset=subset, split_seed=split_seed,
+                       img_suffix=img_suffix, mask_suffix=mask_suffix),
+            metainfo=metainfo, pipeline=pipeline, test_mode=test_mode,
+            lazy_init=lazy_init, serialize_data=serialize_data,
+            indices=indices, max_refetch=max_refetch)
 
     def load_data_list(self) -> List[dict]:
         """List the images of ``category`` and ``split`` (class docstring).
@@ -277,7 +261,7 @@ class MVTecADDataset(BaseDataset):
 
 
 @DATASETS.register_module()
-class MVTecLOCODataset(BaseDataset):
+class MVTecLOCODataset(SplitDataset):
     """One category of MVTec LOCO AD (Bergmann et al., IJCV 2022).
 
     Lists ``<category>/train/good`` (``split='train'``),
@@ -321,11 +305,7 @@ class MVTecLOCODataset(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  max_refetch: int = 1000) -> None:
         name = type(self).__name__
-        if isinstance(data_root, os.PathLike):
-            data_root = os.fspath(data_root)
-        check_str_arg(name, 'data_root', data_root)
         check_str_arg(name, 'category', category)
-        check_str_arg(name, 'split', split, ('train', 'validation', 'test'))
         if anomaly_types is not None:
             if isinstance(anomaly_types, str) or not anomaly_types or any(
                     t not in LOCO_TEST_FOLDERS for t in anomaly_types):
@@ -334,18 +314,13 @@ class MVTecLOCODataset(BaseDataset):
                     f'sequence of names from {tuple(LOCO_TEST_FOLDERS)}, but '
                     f'got {anomaly_types!r}')
             anomaly_types = tuple(anomaly_types)
-        # lazy_init=True: load_data_list needs the attributes set below
         super().__init__(
-            data_root=data_root, metainfo=metainfo, pipeline=list(pipeline),
-            test_mode=_init_test_mode(test_mode, split), lazy_init=True,
-            serialize_data=serialize_data, indices=indices,
-            max_refetch=max_refetch)
-        self.category = category
-        self.split = split
-        self.anomaly_types = anomaly_types
-        self.img_suffix = img_suffix
-        if not lazy_init:
-            self.full_init()
+            data_root, split, ('train', 'validation', 'test'),
+            attrs=dict(category=category, anomaly_types=anomaly_types,
+                       img_suffix=img_suffix),
+            metainfo=metainfo, pipeline=pipeline, test_mode=test_mode,
+            lazy_init=lazy_init, serialize_data=serialize_data,
+            indices=indices, max_refetch=max_refetch)
 
     def load_data_list(self) -> List[dict]:
         """List the images of ``category`` and ``split`` (class docstring).
@@ -416,7 +391,7 @@ class MVTecLOCODataset(BaseDataset):
 
 
 @DATASETS.register_module()
-class VisADataset(BaseDataset):
+class VisADataset(SplitDataset):
     """One object of VisA (Zou et al., ECCV 2022), from its split CSV.
 
     Reads VisA's official split file (``split_csv/1cls.csv`` in the VisA
@@ -454,23 +429,14 @@ class VisADataset(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  max_refetch: int = 1000) -> None:
         name = type(self).__name__
-        if isinstance(data_root, os.PathLike):
-            data_root = os.fspath(data_root)
-        check_str_arg(name, 'data_root', data_root)
         check_str_arg(name, 'category', category)
-        check_str_arg(name, 'split', split, ('train', 'test'))
         check_str_arg(name, 'ann_file', ann_file)
-        # lazy_init=True: load_data_list needs the attributes set below
         super().__init__(
-            ann_file=ann_file, data_root=data_root, metainfo=metainfo,
-            pipeline=list(pipeline),
-            test_mode=_init_test_mode(test_mode, split), lazy_init=True,
-            serialize_data=serialize_data, indices=indices,
-            max_refetch=max_refetch)
-        self.category = category
-        self.split = split
-        if not lazy_init:
-            self.full_init()
+            data_root, split, ('train', 'test'), ann_file=ann_file,
+            attrs=dict(category=category),
+            metainfo=metainfo, pipeline=pipeline, test_mode=test_mode,
+            lazy_init=lazy_init, serialize_data=serialize_data,
+            indices=indices, max_refetch=max_refetch)
 
     def load_data_list(self) -> List[dict]:
         """Parse ``ann_file`` and keep ``category``'s ``split`` rows.

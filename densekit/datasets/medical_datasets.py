@@ -40,7 +40,6 @@ from collections import Counter
 from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
                     Union)
 
-from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from densekit.registry import DATASETS
@@ -48,6 +47,7 @@ from densekit.utils.arg_check import check_str_arg
 
 from .medical_io import (INTENSITY_NORMS, check_same_shape, check_spacing,
                          h5_volume_info, nifti_volume_info)
+from .split_dataset import SplitDataset
 
 # TransUNet's 8 organs, label values 1..8 in this order (Chen et al. 2021,
 # https://arxiv.org/abs/2102.04306; the class order of TransUNet/Swin-Unet
@@ -103,14 +103,8 @@ def _read_list(path: str) -> List[Tuple[int, str]]:
                 if line.strip()]
 
 
-def _init_test_mode(test_mode: Optional[bool], train: bool) -> bool:
-    # A None from a test pipeline must raise instead of being replaced by
-    # another sample, so every split but train is test_mode.
-    return (not train) if test_mode is None else test_mode
-
-
 @DATASETS.register_module()
-class SynapseDataset(BaseDataset):
+class SynapseDataset(SplitDataset):
     """Synapse multi-organ CT in TransUNet's preprocessed layout.
 
     Reads what TransUNet's ``datasets/README.md`` describes (and
@@ -188,27 +182,19 @@ class SynapseDataset(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  max_refetch: int = 1000) -> None:
         name = type(self).__name__
-        if isinstance(data_root, os.PathLike):
-            data_root = os.fspath(data_root)
-        check_str_arg(name, 'data_root', data_root)
         check_str_arg(name, 'split', split, _SYNAPSE_SPLITS)
         if list_dir is not None:
             check_str_arg(name, 'list_dir', list_dir)
         check_str_arg(name, 'train_dir', train_dir)
         check_str_arg(name, 'test_dir', test_dir)
-        # lazy_init=True: load_data_list needs the attributes set below
         super().__init__(
-            data_root=data_root, metainfo=metainfo, pipeline=list(pipeline),
-            test_mode=_init_test_mode(test_mode, split == 'train'),
-            lazy_init=True, serialize_data=serialize_data, indices=indices,
-            max_refetch=max_refetch)
-        self.split = _SYNAPSE_SPLITS[split]
-        self.list_dir = list_dir
-        self.train_dir = train_dir
-        self.test_dir = test_dir
-        self.spacing = spacing
-        if not lazy_init:
-            self.full_init()
+            data_root, split, tuple(_SYNAPSE_SPLITS),
+            attrs=dict(split=_SYNAPSE_SPLITS[split], list_dir=list_dir,
+                       train_dir=train_dir, test_dir=test_dir,
+                       spacing=spacing),
+            metainfo=metainfo, pipeline=pipeline, test_mode=test_mode,
+            lazy_init=lazy_init, serialize_data=serialize_data,
+            indices=indices, max_refetch=max_refetch)
 
     # -- helpers -------------------------------------------------------------
     def _abs(self, path: str) -> str:
@@ -367,7 +353,7 @@ class SynapseDataset(BaseDataset):
 
 
 @DATASETS.register_module()
-class ACDCDataset(BaseDataset):
+class ACDCDataset(SplitDataset):
     """ACDC cardiac cine-MRI (Bernard et al., IEEE TMI 2018) from its NIfTI
     release, one sample per short-axis slice.
 
@@ -416,10 +402,6 @@ class ACDCDataset(BaseDataset):
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  max_refetch: int = 1000) -> None:
         name = type(self).__name__
-        if isinstance(data_root, os.PathLike):
-            data_root = os.fspath(data_root)
-        check_str_arg(name, 'data_root', data_root)
-        check_str_arg(name, 'split', split)
         _check_norm(name, intensity_norm)
         if patients is not None and not isinstance(patients, str):
             if not patients or not all(
@@ -429,15 +411,11 @@ class ACDCDataset(BaseDataset):
                                  f'folder names, but got {patients!r}')
             patients = tuple(patients)
         super().__init__(
-            data_root=data_root, metainfo=metainfo, pipeline=list(pipeline),
-            test_mode=_init_test_mode(test_mode, split == 'training'),
-            lazy_init=True, serialize_data=serialize_data, indices=indices,
-            max_refetch=max_refetch)
-        self.split = split
-        self.patients = patients
-        self.intensity_norm = intensity_norm
-        if not lazy_init:
-            self.full_init()
+            data_root, split, train_split='training',
+            attrs=dict(patients=patients, intensity_norm=intensity_norm),
+            metainfo=metainfo, pipeline=pipeline, test_mode=test_mode,
+            lazy_init=lazy_init, serialize_data=serialize_data,
+            indices=indices, max_refetch=max_refetch)
 
     def _patient_names(self, split_dir: str) -> List[str]:
         name = type(self).__name__
