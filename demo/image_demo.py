@@ -52,16 +52,16 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+import cv2
+import numpy as np
+from mmengine.config import Config, DictAction
 
-from densekit.apis import (AnomalyInferencer, AnomalyResult,  # noqa: E402
-                           DetResult, SegInferencer, SegResult,
-                           build_inferencer, draw_anomaly, draw_detections,
-                           draw_segmentation, read_image)
-from densekit.apis.image_io import TIMING_STAGES  # noqa: E402
-from densekit.utils.config_check import check_cfg_options  # noqa: E402
+from densekit.apis import (AnomalyInferencer, AnomalyResult, DetResult,
+                           SegInferencer, SegResult, build_inferencer,
+                           draw_anomaly, draw_detections, draw_segmentation,
+                           read_image)
+from densekit.apis.image_io import TIMING_STAGES
+from densekit.utils.config_check import check_cfg_options
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 

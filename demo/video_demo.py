@@ -51,14 +51,13 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from mmengine.utils import ProgressBar  # noqa: E402
+import cv2
+import numpy as np
+from mmengine.utils import ProgressBar
 
-from densekit.apis import (AnomalyInferencer, SegResult,  # noqa: E402
-                           build_inferencer, draw_anomaly, draw_detections,
-                           draw_segmentation)
-from densekit.apis.image_io import TIMING_STAGES  # noqa: E402
+from densekit.apis import (AnomalyInferencer, SegResult, build_inferencer,
+                           draw_anomaly, draw_detections, draw_segmentation)
+from densekit.apis.image_io import TIMING_STAGES
 
 DEFAULT_FPS = 25.0  # when the container does not report a frame rate
 

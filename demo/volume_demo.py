@@ -41,16 +41,14 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
+import cv2
+import numpy as np
+from mmengine.config import DictAction
 
-from densekit.apis import VolumeInferencer, draw_volume_grid  # noqa: E402
-from densekit.datasets.medical_io import (H5_SUFFIXES,  # noqa: E402
-                                          NIFTI_SUFFIXES,
+from densekit.apis import VolumeInferencer, draw_volume_grid
+from densekit.datasets.medical_io import (H5_SUFFIXES, NIFTI_SUFFIXES,
                                           strip_nifti_suffix)
-from densekit.evaluation.functional import \
-    per_class_volume_metrics  # noqa: E402
+from densekit.evaluation.functional import per_class_volume_metrics
 
 VOLUME_SUFFIXES = tuple(H5_SUFFIXES) + tuple(NIFTI_SUFFIXES)
 

@@ -89,7 +89,8 @@ def densekit_imports(path: Path, package_root: Path = PACKAGE):
 
 def _is_module(name: str, package_root: Path) -> bool:
     path = package_root.parent.joinpath(*name.split('.'))
-    return path.with_suffix('.py').is_file() or (path / '__init__.py').is_file()
+    return path.with_suffix('.py').is_file() or \
+        (path / '__init__.py').is_file()
 
 
 def wrong_direction(path: Path, package_root: Path = PACKAGE):

@@ -15,15 +15,15 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.config import DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from densekit.engine.config_setup import (PREFLIGHT_ERRORS,  # noqa: E402
+from densekit.engine.config_setup import (PREFLIGHT_ERRORS,
                                           add_exact_resume_hook, apply_amp,
                                           preflight_message, prepare_config,
                                           resolve_resume)
-from densekit.ops.mmcv_cuda_fallback import adapt_mmcv_ops  # noqa: E402
+from densekit.ops.mmcv_cuda_fallback import adapt_mmcv_ops
 
 
 def parse_args():

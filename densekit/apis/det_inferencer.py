@@ -37,7 +37,6 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from densekit.utils.checkpoint_check import load_weights, read_checkpoint
-
 from .image_io import (ImageInput, array_input_pipeline, fallback_palette,
                        load_image_input)
 
@@ -320,8 +319,7 @@ class DetInferencer:
                                     model_path=backend_model,
                                     num_threads=num_threads)
         if fuse_conv_bn and self.runtime is None:
-            from densekit.models.utils.fuse_conv_bn import \
-                fuse_conv_bn as fuse
+            from densekit.models.utils.fuse_conv_bn import fuse_conv_bn as fuse
             fuse(self.model.eval())
 
     # ------------------------------------------------------------ metadata

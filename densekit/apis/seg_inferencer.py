@@ -247,8 +247,7 @@ class SegInferencer:
         if self.runtime is not None:
             attach_runtime(self.model, self.runtime)
         elif fuse_conv_bn:
-            from densekit.models.utils.fuse_conv_bn import \
-                fuse_conv_bn as fuse
+            from densekit.models.utils.fuse_conv_bn import fuse_conv_bn as fuse
             fuse(self.model)
 
     def _build_pipeline(self, cfg: Config) -> Compose:

@@ -22,10 +22,9 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from densekit.evaluation.functional.stream_simulation import (
-    StreamSchedule, simulate_stream)
-from densekit.evaluation.functional.streaming_ap import \
-    pair_stream_predictions
+from densekit.evaluation.functional.stream_simulation import (StreamSchedule,
+                                                              simulate_stream)
+from densekit.evaluation.functional.streaming_ap import pair_stream_predictions
 
 __all__ = [
     'VideoStreamReplay', 'count_video_frames', 'displayed_outputs',

@@ -6,25 +6,23 @@ Importing this package registers densekit's transforms in
 """
 from .anomaly_datasets import (ANOMALY_CLASSES, ANOMALY_METAINFO,
                                MVTecADDataset, MVTecLOCODataset, VisADataset)
+from .argoverse_hd_dataset import (ARGOVERSE_HD_CLASSES, ARGOVERSE_HD_METAINFO,
+                                   ArgoverseHDDataset)
 from .medical_datasets import (ACDC_CLASSES, ACDC_METAINFO, SYNAPSE_CLASSES,
                                SYNAPSE_METAINFO, ACDCDataset, SynapseDataset)
 from .shapes_seg_dataset import ShapesSegDataset
-from .synthetic import (PHANTOM_CLASSES, PHANTOM_METAINFO, SHAPES_CLASSES,
+from .synthetic import (MOVING_SHAPES_CLASSES, MOVING_SHAPES_METAINFO,
+                        PHANTOM_CLASSES, PHANTOM_METAINFO, SHAPES_CLASSES,
                         SHAPES_METAINFO, generate_anomaly_mvtec,
+                        generate_moving_shapes_argoverse,
                         generate_phantom_synapse, generate_shapes_coco,
                         render_shapes_image)
 from .transforms import (MEDICAL_META_KEYS, LoadAnomalyMask,
                          LoadImageFromFileSafe, LoadMedicalSlice,
-                         PackAnomalyInputs, get_skipped_images,
-                         reset_skipped_images)
-from .argoverse_hd_dataset import (ARGOVERSE_HD_CLASSES,
-                                   ARGOVERSE_HD_METAINFO,
-                                   ArgoverseHDDataset)
-from .synthetic import (MOVING_SHAPES_CLASSES, MOVING_SHAPES_METAINFO,
-                        generate_moving_shapes_argoverse)
-from .transforms import (LoadStreamAnnotations, LoadStreamFrames,
-                         PackStreamInputs, StreamFilterAnnotations,
-                         StreamPad)
+                         LoadStreamAnnotations, LoadStreamFrames,
+                         PackAnomalyInputs, PackStreamInputs,
+                         StreamFilterAnnotations, StreamPad,
+                         get_skipped_images, reset_skipped_images)
 
 __all__ = [
     'SHAPES_CLASSES', 'SHAPES_METAINFO', 'generate_shapes_coco',

@@ -44,7 +44,6 @@ from mmengine.logging import print_log
 
 from densekit.registry import DATASETS
 from densekit.utils.arg_check import check_str_arg
-
 from .medical_io import (INTENSITY_NORMS, check_same_shape, check_spacing,
                          h5_volume_info, nifti_volume_info)
 from .split_dataset import SplitDataset

@@ -2,7 +2,6 @@
 from mmseg.datasets import BaseSegDataset
 
 from densekit.registry import DATASETS
-
 from .synthetic.shapes_seg import SHAPES_SEG_METAINFO
 
 

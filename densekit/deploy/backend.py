@@ -29,7 +29,7 @@ import hashlib
 import os
 import os.path as osp
 import types
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch

@@ -22,8 +22,7 @@ from densekit.utils.compat import (install_mmengine_compat,
                                    select_dist_backend)
 from densekit.utils.config_check import (check_cfg_options,
                                          check_registered_types)
-from densekit.utils.dataset_check import (check_dataset_paths,
-                                          iter_dataloaders)
+from densekit.utils.dataset_check import check_dataset_paths, iter_dataloaders
 
 # what the pre-flight checks raise; the tools print these without a traceback
 PREFLIGHT_ERRORS = (FileNotFoundError, KeyError, TypeError, ValueError)

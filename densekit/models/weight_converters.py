@@ -43,7 +43,6 @@ from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
                     Type)
 
 import numpy as np
-import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -375,7 +374,7 @@ def _mamba_arch(state_dict):
 
 def _yolov8_arch(state_dict):
     from densekit.models.detectors.yolov8_convert import (describe_yolov8_arch,
-                                                      yolov8_arch_of)
+                                                          yolov8_arch_of)
     arch = yolov8_arch_of(state_dict)
     key = (arch['stem'], arch['last_channels'], arch['depths'],
            arch['neck_depth'], arch['num_classes'], arch['reg_max'])
@@ -515,24 +514,22 @@ class _ResNetViTConverter(BackboneConverter):
 
 
 def _build_table() -> Dict[str, WeightConverter]:
+    from densekit.models.anomaly_detectors.efficient_ad_convert import \
+        convert_efficientad
     from densekit.models.backbones.edgenext import (EdgeNeXt,
                                                     EdgeNeXtClassifier,
                                                     convert_edgenext)
-    from densekit.models.backbones.focalnet import (FocalNet,
-                                                    convert_focalnet,
+    from densekit.models.backbones.focalnet import (FocalNet, convert_focalnet,
                                                     focalnet_classifier)
     from densekit.models.backbones.hornet import (HorNet, convert_hornet,
                                                   hornet_classifier)
     from densekit.models.backbones.mamba_yolo import convert_mamba_yolo
     from densekit.models.backbones.resnet_vit import (ResNetViT,
                                                       convert_resnet_vit)
-    from densekit.models.backbones.smt import (SMT, convert_smt,
-                                               smt_classifier)
+    from densekit.models.backbones.smt import SMT, convert_smt, smt_classifier
     from densekit.models.backbones.transnext import (TransNeXt,
                                                      convert_transnext,
                                                      transnext_classifier)
-    from densekit.models.anomaly_detectors.efficient_ad_convert import \
-        convert_efficientad
     from densekit.models.detectors.yolov8_convert import (
         convert_yolov8_mmyolo, convert_yolov8_ultralytics)
     entries: List[WeightConverter] = [

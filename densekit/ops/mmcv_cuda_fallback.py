@@ -34,7 +34,6 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 

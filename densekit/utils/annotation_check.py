@@ -32,8 +32,8 @@ pipeline's ``Resize``/``RandomAffine`` clip them to the image.
 import json
 import logging
 import os.path as osp
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, \
-    Tuple
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 from mmengine.logging import print_log
 
@@ -205,7 +205,8 @@ class _CocoFile:
         if bad_cat:
             self.faults.append(
                 f'{path}: {sum(bad_cat.values())} annotations have a '
-                f"category_id not in 'categories' ({_first(sorted(bad_cat, key=str))}; "
+                "category_id not in 'categories' "
+                f'({_first(sorted(bad_cat, key=str))}; '
                 f'categories have ids {_first(sorted(cat_ids, key=str))})')
         if bad_box:
             self.faults.append(

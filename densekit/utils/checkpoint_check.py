@@ -21,7 +21,7 @@ import os.path as osp
 import pickle
 import re
 import zipfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from mmengine.logging import print_log
 

@@ -14,7 +14,8 @@
   (:func:`check_amp_available`).
 * **Distributed training without CUDA**: ``nccl`` becomes ``gloo``, DDP
   gets no ``device_ids`` (:func:`select_dist_backend`) and mmengine's
-  launcher skips ``torch.cuda.set_device`` (:func:`patch_cpu_distributed_init`).
+  launcher skips ``torch.cuda.set_device``
+  (:func:`patch_cpu_distributed_init`).
 * **Checkpoints written atomically**: mmengine writes a checkpoint in place,
   so a run killed while saving leaves a truncated ``epoch_N.pth``;
   :func:`atomic_save_checkpoint` writes a temporary file and renames it.
@@ -57,6 +58,7 @@ def _guarded_getattr(obj: Any, name: str) -> Any:
     ``getattr(HistoryBuffer, 'mean')`` and the like; nothing else may use it.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
+
     # the built-in statistics are registered only once a buffer exists
     names = {'min', 'max', 'current', 'mean'} | set(
         HistoryBuffer._statistics_methods)
@@ -84,8 +86,10 @@ def _allowed_globals() -> dict:
         ('_codecs', 'encode'): codecs.encode,
         ('torch', 'Size'): torch.Size,
         ('torch', 'device'): torch.device,
-        ('torch._utils', '_rebuild_tensor_v2'): torch._utils._rebuild_tensor_v2,
-        ('torch._utils', '_rebuild_parameter'): torch._utils._rebuild_parameter,
+        ('torch._utils', '_rebuild_tensor_v2'):
+        torch._utils._rebuild_tensor_v2,
+        ('torch._utils', '_rebuild_parameter'):
+        torch._utils._rebuild_parameter,
         ('torch._tensor', '_rebuild_from_type_v2'):
         torch._tensor._rebuild_from_type_v2,
         ('numpy', 'ndarray'): np.ndarray,
@@ -190,7 +194,8 @@ def atomic_save_checkpoint(checkpoint: dict, filename: str,
     backend = (backend_args or {}).get('backend', 'local')
     if '://' in str(filename) or file_client_args is not None or \
             backend != 'local':
-        return fallback(checkpoint, filename, file_client_args=file_client_args,
+        return fallback(checkpoint, filename,
+                        file_client_args=file_client_args,
                         backend_args=backend_args)
     import torch
     folder = osp.dirname(osp.abspath(filename))

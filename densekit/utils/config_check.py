@@ -15,9 +15,9 @@ import importlib
 import inspect
 from typing import Any, Iterator, List, Optional, Tuple
 
+import mmengine.registry as mmengine_registry
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, Registry
-import mmengine.registry as mmengine_registry
 
 # dicts whose ``type`` is not a registry key: mmcv op names (``nms``;
 # ``roi_layer``, which mmdet's RoI extractors take from ``mmcv.ops`` by

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from densekit.apis import (AnomalyInferencer, AnomalyResult,
-                           build_inferencer, draw_anomaly)
-from densekit.apis.anomaly_inferencer import (
-    DEFAULT_SCORE_THR, build_anomaly_inference_pipeline)
+from densekit.apis import (AnomalyInferencer, AnomalyResult, build_inferencer,
+                           draw_anomaly)
+from densekit.apis.anomaly_inferencer import (DEFAULT_SCORE_THR,
+                                              build_anomaly_inference_pipeline)
 from densekit.apis.seg_inferencer import config_task
 from tests.conftest import ROOT
 

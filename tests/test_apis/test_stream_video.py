@@ -4,8 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from densekit.apis.stream_video import (count_video_frames,
-                                        displayed_outputs,
+from densekit.apis.stream_video import (count_video_frames, displayed_outputs,
                                         replay_video_stream)
 from densekit.evaluation.functional import simulate_stream
 

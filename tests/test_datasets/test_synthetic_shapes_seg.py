@@ -9,8 +9,7 @@ from mmengine.registry import init_default_scope
 
 from densekit.datasets.synthetic import (SHAPES_SEG_CLASSES,
                                          generate_shapes_ade,
-                                         render_shapes_image,
-                                         shapes_label_map)
+                                         render_shapes_image, shapes_label_map)
 from densekit.registry import DATASETS
 
 

@@ -341,6 +341,7 @@ def test_metric_one_frame_runtime(tmp_path):
 
 def test_metric_runtime_key_and_perf_factor(ann_file):
     from densekit.evaluation import StreamingAPMetric
+
     # measured 3 frames, perf_factor 2 -> 1.5 frames: the end-to-end case
     metric = StreamingAPMetric(ann_file, runtime_key='runtime',
                                perf_factor=2.0)

@@ -5,9 +5,10 @@ Columns: (a) densekit's YOLO detector (YOLOv8 PAFPN + head), (b) mmdet's
 RetinaNet (FPN), (c) mmseg's UPerNet (UPerHead + FCN auxiliary head, in
 ``test_segmentors/test_upernet.py``), (d) the medical U-Net encoder
 (Swin-Unet's patch-expanding decoder, in
-``test_segmentors/test_medical_unet_encoders.py``). Rows: ``backbone_cases.BACKBONES``,
-which must list every registered backbone. A backbone must be registered
-once, in densekit's registry only: the same class serves every task.
+``test_segmentors/test_medical_unet_encoders.py``). Rows:
+``backbone_cases.BACKBONES``, which must list every registered backbone. A
+backbone must be registered once, in densekit's registry only: the same class
+serves every task.
 
 The columns read each row's strides from the backbone's ``feature_info``
 (the head strides and anchors follow them), so a backbone whose four

@@ -17,13 +17,13 @@ from mmengine.runner import load_checkpoint
 from mmengine.structures import BaseDataElement
 
 from densekit.models.anomaly_detectors.efficient_ad import EfficientAD
-from densekit.models.layers.patch_description_network import (
-    EfficientADAutoencoder, PatchDescriptionNetwork)
 from densekit.models.anomaly_detectors.efficient_ad_convert import (
     NELSON_AE_CONVS, NELSON_AE_CONVS_NO_DROPOUT, NELSON_PDN_CONVS,
     convert_anomalib_efficientad, convert_autoencoder,
     convert_nelson_efficientad, convert_pdn, efficientad_arch,
     efficientad_model_args, load_teacher_checkpoint, teacher_state_dict)
+from densekit.models.layers.patch_description_network import (
+    EfficientADAutoencoder, PatchDescriptionNetwork)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 C = 384  # teacher channels of both implementations

@@ -8,8 +8,8 @@ import torch
 
 import densekit.models.layers.selective_scan as scan_module
 from densekit.models.layers import selective_scan_cpp, selective_scan_fn
-from densekit.ops import load_ext
 from densekit.models.layers.selective_scan import selective_scan_ref
+from densekit.ops import load_ext
 from tests.scan_parity import check_parity, make_inputs, run_both
 
 

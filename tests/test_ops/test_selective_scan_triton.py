@@ -19,8 +19,7 @@ import torch
 import densekit.ops.selective_scan_triton as sst
 from densekit.ops.selective_scan_triton import (selective_scan_triton,
                                                 triton_available)
-from tests.scan_parity import (
-    check_parity, make_inputs, run_both)
+from tests.scan_parity import check_parity, make_inputs, run_both
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

@@ -20,7 +20,6 @@ from tests.test_apis.test_anomaly_inferencer import (CONFIG, IMG_SIZE,
                                                      make_images)
 
 
-
 def _run_demo(name, args, capsys):
     """``demo/<name>.py`` main(args) -> (exit status, stdout)."""
     spec = importlib.util.spec_from_file_location(

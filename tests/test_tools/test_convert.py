@@ -12,8 +12,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from densekit.models.weight_converters import CONVERTERS
 from densekit.models.detectors.yolov8_convert import export_yolov8_mmyolo
+from densekit.models.weight_converters import CONVERTERS
 from densekit.registry import MODELS
 from tests.conftest import ROOT
 from tests.converter_cli import convert_cli, load_convert_tool
@@ -229,6 +229,7 @@ def test_with_head_is_refused_where_there_is_no_classifier(tmp_path, capsys,
 def test_old_script_names_forward_to_convert_py(tmp_path, capsys,
                                                 ultralytics_n):
     import importlib.util
+
     from tests.test_models.test_backbones.test_mamba_yolo import \
         official_state_dict
     spec = importlib.util.spec_from_file_location(

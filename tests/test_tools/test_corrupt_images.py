@@ -1,4 +1,5 @@
-"""A corrupt training image is skipped with a warning (or an error if strict)."""
+"""A corrupt training image is skipped with a warning (or an error if
+strict)."""
 import shutil
 
 import pytest

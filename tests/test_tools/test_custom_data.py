@@ -11,7 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from tests.conftest import ROOT, run_tool
 
@@ -83,9 +83,10 @@ def test_default_classes_on_a_custom_set_stop_with_one_line(
 def test_custom_classes_from_cfg_options_label_by_name(
         tiny_shapes, tiny_config, tmp_path):
     """Every training label names its annotation's category."""
-    from densekit.engine.config_setup import prepare_config
     from mmdet.registry import DATASETS
     from mmengine.registry import init_default_scope
+
+    from densekit.engine.config_setup import prepare_config
     data = _custom_copy(tiny_shapes, tmp_path / 'custom')
     options = _parse(_data_options(data, CUSTOM_NAMES))
     cfg = prepare_config(tiny_config(max_epochs=1), cfg_options=options)
@@ -179,7 +180,8 @@ def coco_layout(tmp_path):
     for split in ('train2017', 'val2017'):
         (root / split).mkdir()
         data = dict(images=[], annotations=[],
-                    categories=[dict(id=i, name=n) for i, n in zip(ids, names)])
+                    categories=[dict(id=i, name=n)
+                                for i, n in zip(ids, names)])
         for k in range(2):
             name = f'{k:012d}.jpg'
             cv2.imwrite(str(root / split / name),

@@ -10,7 +10,7 @@ import torch
 from tests.conftest import ROOT
 
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-import device_check  # noqa: E402
+import device_check
 
 
 def run_as_densekit_code(source: str, name: str = 'fake_module.py'):

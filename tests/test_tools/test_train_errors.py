@@ -22,7 +22,8 @@ def test_missing_dataset_fails_before_training(tmp_path):
 
 def test_unknown_cfg_option_key_lists_close_matches(tmp_path):
     res = run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path),
-                    '--cfg-options', 'optim_wrapper.optimizer.learning_rate=1'])
+                    '--cfg-options',
+                    'optim_wrapper.optimizer.learning_rate=1'])
     assert res.returncode != 0
     assert "'optim_wrapper.optimizer.learning_rate'" in res.stdout
     assert 'Close matches' in res.stdout

@@ -150,7 +150,8 @@ def test_resume_loads_with_weights_only_default(tiny_config, tmp_path):
     """torch >= 2.6 defaults to weights_only=True: densekit's loader copes."""
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    import densekit  # noqa: F401  (registers the safe loader)
+    from densekit.utils.compat import install_mmengine_compat
+    install_mmengine_compat()  # what densekit's tools do
     config = tiny_config(max_epochs=1)
     proc = _train(config, tmp_path / 'run')
     out, _ = proc.communicate(timeout=600)

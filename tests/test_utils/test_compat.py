@@ -8,10 +8,10 @@ import pytest
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
-from tests.conftest import ROOT
 from densekit.utils.compat import (check_amp_available,
                                    revert_sync_batchnorm_cfg, safe_torch_load,
                                    select_dist_backend)
+from tests.conftest import ROOT
 
 
 def _mmengine_like_checkpoint(path):

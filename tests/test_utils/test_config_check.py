@@ -1,9 +1,9 @@
 import pytest
 from mmengine.config import Config
 
-from tests.conftest import ROOT
 from densekit.utils.config_check import (check_cfg_options,
                                          check_registered_types)
+from tests.conftest import ROOT
 
 CONFIG = 'configs/det/yolov8_n_shapes.py'
 

@@ -38,7 +38,8 @@ and pixel AUROC of both; ``--check`` exits non-zero unless the fastest path
 is ``--min-speedup`` (default 2) times faster and both AUROCs agree within
 ``--max-auroc-diff`` (default 0.005)::
 
-    python tools/analysis/benchmark.py configs/anomaly/efficientad_s_synthetic.py \
+    python tools/analysis/benchmark.py \
+        configs/anomaly/efficientad_s_synthetic.py \
         configs/anomaly/efficientad_m_mvtec.py --shape 256 --runs 20
 
 Runtime backends (``--backend pytorch onnxruntime openvino``): each config
@@ -74,11 +75,11 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from get_flops import (build_model, count_model_complexity,  # noqa: E402
-                       format_table, load_config)
-from mmdet.structures import DetDataSample  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
+from get_flops import (build_model, count_model_complexity, format_table,
+                       load_config)
+from mmdet.structures import DetDataSample
+from mmengine.config import DictAction
+from mmengine.runner import load_checkpoint
 
 FOOTNOTE = (
     'forward: model._forward(x); full: model.predict(x, rescale=True) = '
@@ -212,8 +213,8 @@ def is_anomaly_model(model: nn.Module) -> bool:
 def anomaly_paths(model: nn.Module, device: torch.device) -> List[tuple]:
     """The inference paths that run on this device (bfloat16 needs native
     CPU support or a CUDA device)."""
-    from densekit.utils.hardware import cpu_supports_bf16
     from densekit.models.anomaly_detectors import EfficientADInference
+    from densekit.utils.hardware import cpu_supports_bf16
     paths = []
     for name, options in ANOMALY_PATHS:
         if options is None:  # a contiguous-format float32 copy

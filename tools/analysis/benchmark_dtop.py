@@ -25,7 +25,8 @@ top-k values on the same images.
 
 Examples:
     python tools/analysis/benchmark_dtop.py configs/seg/dtop_vit-t-p8_shapes.py
-    python tools/analysis/benchmark_dtop.py configs/seg/dtop_vit-t-p8_shapes.py \
+    python tools/analysis/benchmark_dtop.py \
+        configs/seg/dtop_vit-t-p8_shapes.py \
         --checkpoint work_dirs/dtop_vit-t-p8_shapes/iter_1200.pth --check
 """
 import argparse
@@ -40,15 +41,16 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.model.utils import revert_sync_batchnorm  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import Runner, load_checkpoint  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.model.utils import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner, load_checkpoint
+from torch.utils.flop_counter import FlopCounterMode
 
-import densekit  # noqa: E402,F401  (registers the safe checkpoint loader)
+from densekit.utils.compat import install_mmengine_compat
 
+install_mmengine_compat()  # mmengine loads the checkpoints below
 
 
 def pruning_modes(model, sweep: Sequence[str]) -> Dict[str, Optional[dict]]:

@@ -17,7 +17,6 @@ Example (the README's table):
 """
 import argparse
 import collections
-import os
 import os.path as osp
 import sys
 import tempfile
@@ -81,8 +80,8 @@ def _median_ms(fn, runs: int) -> float:
 
 def benchmark(size: int, methods: Sequence[str], backends: Sequence[str],
               runs: int, threads: int) -> List[dict]:
-    from densekit.deploy.runtime import RuntimeSession
     from densekit.deploy.exporter import onnx_export
+    from densekit.deploy.runtime import RuntimeSession
     shapes = mamba_yolo_scan_shapes(size)
     rows: Dict[str, dict] = {}
 
@@ -120,7 +119,7 @@ def benchmark(size: int, methods: Sequence[str], backends: Sequence[str],
                     add(f'{backend}, {method}',
                         _median_ms(lambda: session(feeds), runs), count,
                         diff, nodes)
-                    del session
+                    session = None  # free it before the next backend
     return list(rows.values())
 
 

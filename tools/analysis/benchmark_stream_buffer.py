@@ -36,12 +36,12 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark import time_fn  # noqa: E402
-from get_flops import build_model, format_table, load_config  # noqa: E402
-from mmdet.structures import DetDataSample  # noqa: E402
-from mmengine.analysis import FlopAnalyzer  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
+from benchmark import time_fn
+from get_flops import build_model, format_table, load_config
+from mmdet.structures import DetDataSample
+from mmengine.analysis import FlopAnalyzer
+from mmengine.config import DictAction
+from mmengine.runner import load_checkpoint
 
 HEADER = ['config', 'N', 'path', 'GFLOPs/frame', 'median ms', 'p90 ms',
           'speed-up']

@@ -18,13 +18,13 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.utils import ProgressBar  # noqa: E402
+import cv2
+import numpy as np
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.utils import ProgressBar
 
-from densekit.apis import DetResult, draw_detections  # noqa: E402
+from densekit.apis import DetResult, draw_detections
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -223,8 +223,7 @@ def scan_parity(device: str) -> List[List[str]]:
     every input gradient (fp32, bf16 inputs; grouped B/C, L = 100)."""
     import torch
 
-    from densekit.models.layers.selective_scan import (selective_scan_fn,
-                                                       selective_scan_ref)
+    from densekit.models.layers.selective_scan import selective_scan_fn
     rows = []
     call = dict(shapes=[(2, 8, 100), (2, 8, 100), (8, 4), (2, 2, 4, 100),
                         (2, 2, 4, 100), (8, ), (8, )])

@@ -27,15 +27,17 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-from mmengine.analysis import FlopAnalyzer  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.model.utils import revert_sync_batchnorm  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from terminaltables import AsciiTable  # noqa: E402
+import torch
+import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
+from mmengine.config import Config, DictAction
+from mmengine.model.utils import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from terminaltables import AsciiTable
 
-import densekit  # noqa: E402,F401  (registers the safe checkpoint loader)
+from densekit.utils.compat import install_mmengine_compat
+
+install_mmengine_compat()  # mmengine loads the checkpoints below
 
 YOLOV8_COCO_CONFIGS = [
     osp.join('configs', 'det', f'yolov8_{scale}_coco.py')

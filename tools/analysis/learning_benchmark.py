@@ -184,7 +184,8 @@ def main(argv=None):
              f'{args.min_pixel_auroc:.2f})'),
             ('AU-PRO (FPR <= 0.3)',
              f"{metrics.get('AU-PRO', float('nan')):.3f}"),
-            ('image F1-max', f"{metrics.get('image_F1max', float('nan')):.3f}"),
+            ('image F1-max',
+             f"{metrics.get('image_F1max', float('nan')):.3f}"),
         ]
     elif task == 'medseg':
         ok_score = metrics['mDice'] >= args.min_dice

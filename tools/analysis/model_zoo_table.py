@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from get_flops import (REPO_ROOT, build_model,  # noqa: E402
-                       count_model_complexity, load_config)
+from get_flops import (REPO_ROOT, build_model, count_model_complexity,
+                       load_config)
 
 PUBLISHED = runpy.run_path(
     osp.join(osp.dirname(osp.abspath(__file__)),

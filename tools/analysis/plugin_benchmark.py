@@ -39,7 +39,7 @@ from typing import List, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-import learning_benchmark  # noqa: E402
+import learning_benchmark
 
 # name -> (plain config, plug-in config, plug-in name)
 PAIRS = {
@@ -94,9 +94,9 @@ def load_config(config: str, options: Sequence[str] = ()):
 
 def count_params(config: str) -> int:
     """Parameters of the config's model (built on CPU, no weights read)."""
-    import densekit  # noqa: F401  (registers densekit's modules)
     from mmengine.registry import init_default_scope
 
+    import densekit  # noqa: F401  (registers densekit's modules)
     from densekit.registry import MODELS
     cfg = load_config(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from get_flops import build_model, load_config  # noqa: E402
+from get_flops import build_model, load_config
 
 VARIANTS = ('fused', 'unfused', 'fuse-conv-bn')
 

@@ -323,7 +323,8 @@ PUBLISHED[('EdgeNeXt', 'b')] = dict(
     imagenet_other=[
         _cls(83.68, 18.51, 3.84, _EDGENEXT, resolution=256,
              note='edgenext_base_usi (USI distillation recipe); ' + _MADDS),
-        _cls(83.31, 18.51, 3.84, _EDGENEXT, resolution=256, pretrain='ImageNet-21K',
+        _cls(83.31, 18.51, 3.84, _EDGENEXT, resolution=256,
+             pretrain='ImageNet-21K',
              note='edgenext_base_IN21K, IN-21K pre-trained, IN-1K top-1; '
                   + _MADDS),
     ],

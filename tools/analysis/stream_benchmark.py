@@ -44,7 +44,7 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-import learning_benchmark  # noqa: E402
+import learning_benchmark
 
 MODELS = (
     ('still', 'configs/stream/still_yolov8-n_moving-shapes.py'),

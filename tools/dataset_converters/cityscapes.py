@@ -17,7 +17,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from densekit.datasets.converters import convert_cityscapes  # noqa: E402
+from densekit.datasets.converters import convert_cityscapes
 
 
 def main(argv=None) -> int:

@@ -26,10 +26,12 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from densekit.datasets.converters.medical import (  # noqa: E402
-    CT_WINDOW, SYNAPSE_LABEL_MAP, TRANSUNET_SYNAPSE_TEST_CASES,
-    convert_nifti_to_slices, find_acdc_pairs, find_synapse_raw_pairs,
-    split_volume_ids)
+from densekit.datasets.converters.medical import (CT_WINDOW, SYNAPSE_LABEL_MAP,
+                                                  TRANSUNET_SYNAPSE_TEST_CASES,
+                                                  convert_nifti_to_slices,
+                                                  find_acdc_pairs,
+                                                  find_synapse_raw_pairs,
+                                                  split_volume_ids)
 
 # layout -> (find volumes, window, normalize, label map)
 LAYOUTS = {

@@ -94,9 +94,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        from densekit.deploy.exporter import (check_format, default_name,
-                                              export_model, load_config,
-                                              build_model,
+        from densekit.deploy.exporter import (build_model, check_format,
+                                              default_name, export_model,
+                                              load_config,
                                               load_state_dict_strict)
         fmt = check_format(args.format)
         if args.shape is not None and len(args.shape) != 2:

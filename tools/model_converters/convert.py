@@ -67,12 +67,11 @@ import tempfile
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
-import torch  # noqa: E402
+import torch
 
-from densekit.models.utils.checkpoint import (  # noqa: E402
-    UnconvertedKeysError, state_dict_problems)
-from densekit.models.weight_converters import (  # noqa: E402
-    CONVERTERS, build_config_model)
+from densekit.models.utils.checkpoint import (UnconvertedKeysError,
+                                              state_dict_problems)
+from densekit.models.weight_converters import CONVERTERS, build_config_model
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -2,7 +2,8 @@
 README name this script): the same arguments and output; see convert.py.
 
 Example:
-    python tools/model_converters/hornet_to_densekit.py SRC DST [--config CFG]
+    python tools/model_converters/hornet_to_densekit.py SRC DST \
+        [--config CFG]
 """
 import importlib.util
 import os.path as osp

@@ -1,8 +1,9 @@
-"""Alias of ``tools/model_converters/convert.py transnext`` (the configs and the
-README name this script): the same arguments and output; see convert.py.
+"""Alias of ``tools/model_converters/convert.py transnext`` (the configs and
+the docs name this script): the same arguments and output; see convert.py.
 
 Example:
-    python tools/model_converters/transnext_to_densekit.py SRC DST [--config CFG]
+    python tools/model_converters/transnext_to_densekit.py SRC DST \
+        [--config CFG]
 """
 import importlib.util
 import os.path as osp

@@ -28,9 +28,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
-from densekit.engine.config_setup import prepare_config  # noqa: E402
+from densekit.engine.config_setup import prepare_config
 
 TABLE_ROWS = (('sAP', 'sAP'), ('sAP50', 'sAP50'), ('sAP75', 'sAP75'),
               ('offline AP', 'AP'), ('offline AP50', 'AP50'),

@@ -47,8 +47,7 @@ import os
 import os.path as osp
 import re
 import shutil
-from typing import (Dict, List, Mapping, NamedTuple, Optional, Sequence,
-                    Tuple)
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 

@@ -1,6 +1,10 @@
 """Seeded generators of small synthetic datasets (numpy and OpenCV only)."""
 from .anomaly import (ANOMALY_DEFECT_TYPES, generate_anomaly_mvtec,
                       render_anomaly_image)
+from .moving_shapes import (MOTION_TYPES, MOVING_SHAPES_CLASSES,
+                            MOVING_SHAPES_METAINFO, MovingShapesSequence,
+                            generate_moving_shapes_argoverse,
+                            render_moving_shapes_sequence)
 from .phantom import (MAX_PHANTOM_ORGANS, PHANTOM_CLASSES, PHANTOM_METAINFO,
                       PHANTOM_ORGANS, PHANTOM_PALETTE, PHANTOM_SPACING,
                       generate_phantom_synapse, phantom_classes,
@@ -11,10 +15,6 @@ from .shapes import (SHAPES_CLASSES, SHAPES_METAINFO, SHAPES_PALETTE,
 from .shapes_seg import (SHAPES_SEG_CLASSES, SHAPES_SEG_METAINFO,
                          SHAPES_SEG_PALETTE, generate_shapes_ade,
                          shapes_label_map)
-from .moving_shapes import (MOTION_TYPES, MOVING_SHAPES_CLASSES,
-                            MOVING_SHAPES_METAINFO, MovingShapesSequence,
-                            generate_moving_shapes_argoverse,
-                            render_moving_shapes_sequence)
 
 __all__ = [
     'SHAPES_CLASSES', 'SHAPES_METAINFO', 'SHAPES_PALETTE', 'ShapesSample',

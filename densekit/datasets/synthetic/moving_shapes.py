@@ -60,9 +60,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from .shapes import (SHAPES_CLASSES, _low_freq_noise, _pick_color,
-                     _rasterize, _render_background, _unit_outline,
-                     clear_generated_paths)
+from .shapes import (SHAPES_CLASSES, _low_freq_noise, _pick_color, _rasterize,
+                     _render_background, _unit_outline, clear_generated_paths)
 
 MOVING_SHAPES_CLASSES = SHAPES_CLASSES
 MOVING_SHAPES_METAINFO = dict(

@@ -23,7 +23,7 @@ import json
 import os
 import os.path as osp
 import shutil
-from typing import Dict, Optional
+from typing import Dict
 
 import cv2
 import numpy as np
@@ -140,7 +140,8 @@ def generate_shapes_ade(out_dir: str,
     for name, value in (('num_train', num_train), ('num_val', num_val),
                         ('img_size', img_size), ('max_objects', max_objects),
                         ('min_label_area', min_label_area), ('seed', seed)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
+        if not isinstance(value, (int, np.integer)) or \
+                isinstance(value, bool) \
                 or value < 0:
             raise ValueError(f'generate_shapes_ade: {name} must be an int '
                              f'>= 0, but got {value!r}')

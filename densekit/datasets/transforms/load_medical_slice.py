@@ -48,7 +48,6 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from densekit.registry import TRANSFORMS
-
 from ..medical_io import (check_same_shape, check_spacing, file_format,
                           import_h5py, intensity_stats, labels_to_uint8,
                           read_nifti)

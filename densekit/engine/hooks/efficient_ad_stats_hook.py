@@ -20,8 +20,8 @@ class EfficientADStatsHook(Hook):
     """Fill the statistics buffers of :class:`densekit.EfficientAD`.
 
     * **teacher mean / std** (Sec. 3.2): once, before training, over the
-      training images (the train dataloader's dataset, in order) unless the model already
-      has them (a resumed run or a converted checkpoint);
+      training images (the train dataloader's dataset, in order) unless
+      the model already has them (a resumed run or a converted checkpoint);
     * **map quantiles** (Sec. 3.4): before every validation and test, over
       the held-out normal images of ``map_norm_dataloader`` (EfficientAD
       uses 10% of the training images: ``MVTecADDataset(...,

@@ -44,7 +44,6 @@ import warnings
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
@@ -340,8 +339,7 @@ class EfficientAD(BaseModel):
         the distilled teacher from ``teacher_checkpoint``."""
         super().init_weights()
         if self.teacher_checkpoint:
-            from densekit.models.anomaly_detectors.efficient_ad_convert import \
-                load_teacher_checkpoint
+            from .efficient_ad_convert import load_teacher_checkpoint
             load_teacher_checkpoint(self.teacher, self.teacher_checkpoint)
             print_log(f'EfficientAD: teacher loaded from '
                       f'{self.teacher_checkpoint}', logger='current')

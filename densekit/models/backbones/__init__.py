@@ -1,5 +1,5 @@
-from .base_backbone import BaseBackbone
 from ..utils.composite_features import per_backbone_features
+from .base_backbone import BaseBackbone
 from .cbnet import CBNet
 from .conv_stem_vit import ConvStemViT
 from .edgenext import EdgeNeXt, convert_edgenext
@@ -13,7 +13,8 @@ from .transnext import TransNeXt, convert_transnext
 from .wide_resnet import WideResNet
 from .yolov8_csp_darknet import YOLOv8CSPDarknet
 
-__all__ = ['BaseBackbone', 'CBNet', 'per_backbone_features', 'YOLOv8CSPDarknet', 'MambaYOLO',
+__all__ = ['BaseBackbone', 'CBNet', 'per_backbone_features',
+           'YOLOv8CSPDarknet', 'MambaYOLO',
            'convert_mamba_yolo', 'EdgeNeXt', 'convert_edgenext', 'FocalNet',
            'convert_focalnet', 'HorNet', 'convert_hornet', 'SMT',
            'convert_smt', 'ConvStemViT', 'TransNeXt', 'convert_transnext',

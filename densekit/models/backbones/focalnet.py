@@ -43,12 +43,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from densekit.registry import MODELS
-from densekit.models.layers.weight_init import drop_path_rates
-from densekit.models.utils.checkpoint import (UnconvertedKeysError,
-                                             unwrap_state_dict)
 from densekit.models.layers.focalnet_block import (FOCAL_FACTOR, FocalNetBlock,
                                                    _trunc_normal_init)
+from densekit.models.layers.weight_init import drop_path_rates
+from densekit.models.utils.checkpoint import (UnconvertedKeysError,
+                                              unwrap_state_dict)
+from densekit.registry import MODELS
 from .base_backbone import BaseBackbone
 
 __all__ = ['FocalNet', 'FocalNetClassifier', 'focalnet_classifier',

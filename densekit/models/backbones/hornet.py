@@ -67,13 +67,13 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
-from densekit.registry import MODELS
 from densekit.models.layers import LayerNorm2d
 from densekit.models.layers.padded_downsample import PaddedDownsample
-from densekit.models.layers.weight_init import (
-    drop_path_rates, layer_scale, trunc_normal_init_weights)
+from densekit.models.layers.weight_init import (drop_path_rates, layer_scale,
+                                                trunc_normal_init_weights)
 from densekit.models.utils.checkpoint import (UnconvertedKeysError,
-                                             unwrap_state_dict)
+                                              unwrap_state_dict)
+from densekit.registry import MODELS
 from .base_backbone import BaseBackbone
 
 __all__ = ['HorNet', 'HorNetClassifier', 'hornet_classifier',

@@ -35,15 +35,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from densekit.models.utils.checkpoint import (UnconvertedKeysError,
+                                              unwrap_state_dict)
 from densekit.registry import MODELS
 from ..layers.c2f_layer import YOLO_ACT_CFG, YOLO_NORM_CFG
 from ..layers.mamba_yolo_blocks import SimpleStem, VisionClueMerge, VSSBlock
 from ..layers.sppf_bottleneck import SPPFBottleneck
 from ..layers.weight_init import drop_path_rates
-from densekit.models.utils.checkpoint import (UnconvertedKeysError,
-                                              unwrap_state_dict)
-from .base_backbone import BaseBackbone
 from ..layers.yolo_scaling import make_divisible, make_round
+from .base_backbone import BaseBackbone
 
 
 @MODELS.register_module()

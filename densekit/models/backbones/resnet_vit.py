@@ -55,11 +55,11 @@ from mmengine.model.weight_init import trunc_normal_
 from mmseg.models.backbones.vit import TransformerEncoderLayer
 from torch import Tensor
 
-from densekit.registry import MODELS
 from densekit.models.layers.std_conv2d import StdConv2d  # noqa: F401
 from densekit.models.layers.weight_init import drop_path_rates
 from densekit.models.utils.checkpoint import (UnconvertedKeysError,
-                                             unwrap_state_dict)
+                                              unwrap_state_dict)
+from densekit.registry import MODELS
 from .base_backbone import BaseBackbone
 
 __all__ = ['ResNetViT', 'TokenEncoder', 'convert_resnet_vit',

@@ -16,9 +16,8 @@ from mmengine.model import BaseModule
 from mmseg.models.backbones import UNet
 from torch import Tensor
 
-from densekit.registry import MODELS
-
 from densekit.models.layers.scse import SCSE
+from densekit.registry import MODELS
 
 
 @MODELS.register_module()

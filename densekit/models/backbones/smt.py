@@ -64,10 +64,11 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
-from densekit.registry import MODELS
-from densekit.models.layers.weight_init import (
-    drop_path_rates, fan_out_normal_init_weights, layer_scale)
+from densekit.models.layers.weight_init import (drop_path_rates,
+                                                fan_out_normal_init_weights,
+                                                layer_scale)
 from densekit.models.utils.checkpoint import convert_state_dict_keys
+from densekit.registry import MODELS
 from .base_backbone import BaseBackbone
 
 __all__ = ['SMT', 'SMTClassifier', 'smt_classifier', 'convert_smt',

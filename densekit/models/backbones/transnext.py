@@ -62,10 +62,10 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor
 
-from densekit.registry import MODELS
 from densekit.models.layers.weight_init import (drop_path_rates,
                                                 fan_out_normal_init_weights)
 from densekit.models.utils.checkpoint import convert_state_dict_keys
+from densekit.registry import MODELS
 from .base_backbone import BaseBackbone
 
 __all__ = ['TransNeXt', 'TransNeXtClassifier', 'transnext_classifier',

@@ -1,7 +1,6 @@
 """Batch anomaly-detection images as [0, 1] RGB tensors."""
 from typing import Optional, Sequence
 
-import torch
 from mmengine.model import ImgDataPreprocessor
 
 from densekit.registry import MODELS

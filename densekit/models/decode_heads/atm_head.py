@@ -2,9 +2,7 @@
 (SegViT, Zhang et al., 2022, §3.2; DToP, Tang et al., 2023, §3.3)."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.losses import accuracy

@@ -7,10 +7,9 @@ Li et al. NeurIPS 2020, Sec. 3.3). Training uses the task-aligned assigner,
 BCE on soft (alignment-metric) class targets, CIoU on decoded boxes and DFL
 on the bin distributions, with YOLOv8's gains 0.5 / 7.5 / 1.5.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
-
 import logging
 import math
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn

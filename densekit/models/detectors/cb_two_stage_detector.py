@@ -6,8 +6,7 @@ from typing import List, Sequence, Tuple, Union
 import torch
 from mmdet.models.detectors.two_stage import TwoStageDetector
 from mmdet.structures import SampleList
-from mmdet.utils import ConfigType, InstanceList, OptConfigType, \
-    OptMultiConfig
+from mmdet.utils import ConfigType, InstanceList, OptConfigType, OptMultiConfig
 from torch import Tensor
 
 from densekit.registry import MODELS

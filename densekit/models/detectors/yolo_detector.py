@@ -1,4 +1,5 @@
-"""Single-stage YOLO detector whose neck and head read the backbone contract."""
+"""Single-stage YOLO detector whose neck and head read the backbone
+contract."""
 import inspect
 from typing import Optional, Sequence, Union
 

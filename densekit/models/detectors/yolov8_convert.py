@@ -71,8 +71,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from densekit.models.layers.yolo_scaling import (YOLOV8_SCALES,
-                                                 make_divisible, make_round)
+from densekit.models.layers.yolo_scaling import (YOLOV8_SCALES, make_divisible,
+                                                 make_round)
 from densekit.models.utils.checkpoint import (UnconvertedKeysError,
                                               unwrap_state_dict)
 

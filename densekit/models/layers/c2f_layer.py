@@ -1,4 +1,5 @@
-"""C2f: the cross-stage-partial block of YOLOv8 (two convolutions, n bottlenecks).
+"""C2f: the cross-stage-partial block of YOLOv8 (two convolutions, n
+bottlenecks).
 
 Ultralytics names it "CSP Bottleneck with 2 convolutions"; every bottleneck's
 output is kept and concatenated, which is what distinguishes it from YOLOv5's

@@ -13,7 +13,6 @@ checkpoints load by name; the converter maps nelson1425/EfficientAD's
 import math
 from typing import Optional, Sequence, Tuple
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor

@@ -43,7 +43,8 @@ implementation is chosen (:func:`selective_path`), by its ``impl`` argument
 
 Discovery is cached (no import is attempted per call) and the active path
 is logged once. While ``torch.onnx.export`` runs, every ``impl`` takes
-:func:`~.selective_scan_export.selective_scan_export` (standard ONNX ops). ``impl=None`` means :func:`default_impl`, ``'auto'`` unless
+:func:`~.selective_scan_export.selective_scan_export` (standard ONNX
+ops). ``impl=None`` means :func:`default_impl`, ``'auto'`` unless
 an entry point called :func:`set_default_impl`: ``tools/train.py`` and
 ``tools/test.py`` do so from a config's ``selective_scan_impl`` key or the
 environment variable ``DENSEKIT_SELECTIVE_SCAN`` (which wins), the only

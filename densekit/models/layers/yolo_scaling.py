@@ -6,8 +6,8 @@ import math
 __all__ = ['YOLOV8_SCALES', 'make_divisible', 'make_round']
 
 #: ultralytics ``yolov8.yaml`` ``scales``: ``[depth, width, max_channels]``
-#: as the YOLOv8CSPDarknet arguments (the configs ``configs/det/yolov8_{n..x}_coco
-#: .py`` set the same numbers)
+#: as the YOLOv8CSPDarknet arguments (the configs
+#: ``configs/det/yolov8_{n..x}_coco.py`` set the same numbers)
 YOLOV8_SCALES = dict(
     n=dict(deepen_factor=0.33, widen_factor=0.25,
            last_stage_out_channels=1024),

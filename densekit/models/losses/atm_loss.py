@@ -77,7 +77,8 @@ class ATMLoss(nn.Module):
         if bool(bad.any()):
             raise ValueError(
                 f'labels must lie in [0, {num_classes}) or be the ignore '
-                f'index {ignore_index}, got {seg_label[bad].unique().tolist()}')
+                f'index {ignore_index}, got '
+                f'{seg_label[bad].unique().tolist()}')
         flat = torch.where(valid, seg_label, num_classes).flatten(1)
         # (B, K + 1): which classes each image's label map contains (the
         # extra column collects the ignored pixels)

@@ -147,7 +147,8 @@ def test_losses_match_direct_formulas():
                                                      0.999)].mean())
     torch.testing.assert_close(losses_eval['loss_penalty'],
                                (s_pen[:, :384]**2).mean())
-    torch.testing.assert_close(losses_eval['loss_ae'], ((t_aug - ae)**2).mean())
+    torch.testing.assert_close(losses_eval['loss_ae'],
+                               ((t_aug - ae)**2).mean())
     torch.testing.assert_close(losses_eval['loss_stae'],
                                ((ae - s_aug[:, 384:])**2).mean())
     # gradients reach student and autoencoder, never the teacher

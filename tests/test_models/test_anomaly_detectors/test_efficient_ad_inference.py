@@ -7,10 +7,10 @@ import torch
 from mmengine.structures import BaseDataElement
 
 import densekit.models  # noqa: F401
-from densekit.utils.hardware import cpu_supports_bf16
 from densekit.models.anomaly_detectors import (EfficientAD,
                                                EfficientADInference,
                                                build_inference_path)
+from densekit.utils.hardware import cpu_supports_bf16
 
 
 @pytest.fixture(scope='module')

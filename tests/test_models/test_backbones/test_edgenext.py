@@ -2,7 +2,6 @@
 padding, freezing, drop path, and the converter of official checkpoints,
 checked against a functional re-statement of the official forward pass on
 state dicts generated in the official key layout."""
-import importlib.util
 import math
 import os.path as osp
 
@@ -12,7 +11,7 @@ import torch.nn.functional as F
 
 import densekit.models.backbones.edgenext  # noqa: F401  (registers it)
 from densekit.models.backbones.edgenext import (EdgeNeXt, convert_edgenext,
-                                                 edgenext_classifier)
+                                                edgenext_classifier)
 from densekit.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(

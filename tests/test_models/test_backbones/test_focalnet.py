@@ -2,7 +2,6 @@
 padding, freezing, gradients, focal modulation against a functional
 reference, and the converter of official checkpoints, tested on official-
 layout state dicts generated here by hand."""
-import importlib.util
 import math
 import os.path as osp
 

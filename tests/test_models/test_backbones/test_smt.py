@@ -3,7 +3,6 @@ odd input sizes, freezing, norm_eval, gradients, SAM / attention against
 functional references, and the converter of official checkpoints, tested on
 official-layout state dicts generated here by hand, including a whole-model
 check against a functional re-statement of the official forward pass."""
-import importlib.util
 import math
 import os.path as osp
 

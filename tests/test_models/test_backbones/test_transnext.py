@@ -2,18 +2,19 @@
 contract, odd input sizes, freezing, gradients, the aggregated attention
 against a per-pixel loop reference, and the converter of official
 checkpoints on an official-layout state dict written out by hand."""
-import importlib.util
 import math
-import os.path as osp
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import densekit.models.backbones.transnext  # noqa: F401  (registers)
-from densekit.models.backbones.transnext import (
-    AggregatedAttention, TransNeXt, convert_transnext, local_length_and_mask,
-    relative_position_cpb, sliding_window_keys, transnext_classifier)
+from densekit.models.backbones.transnext import (AggregatedAttention,
+                                                 TransNeXt, convert_transnext,
+                                                 local_length_and_mask,
+                                                 relative_position_cpb,
+                                                 sliding_window_keys,
+                                                 transnext_classifier)
 from densekit.registry import MODELS
 
 # ImageNet-1K, 1000-class head (official README)

@@ -72,7 +72,8 @@ def test_scse_after_every_block():
 
 def test_loss_is_finite_and_reaches_the_skips():
     head = CascadedUpsamplerHead(**dict(SMALL, loss_decode=[
-        dict(type='mmseg.CrossEntropyLoss', loss_weight=0.5, loss_name='loss_ce'),
+        dict(type='mmseg.CrossEntropyLoss', loss_weight=0.5,
+             loss_name='loss_ce'),
         dict(type='densekit.ClassDiceLoss', loss_weight=0.5,
              loss_name='loss_dice')]))
     feats = [f.requires_grad_() for f in features()]

@@ -8,8 +8,7 @@ import os.path as osp
 import pytest
 import torch
 
-from densekit.models.decode_heads import (PatchExpanding,
-                                          PatchExpandingUNetHead)
+from densekit.models.decode_heads import PatchExpanding, PatchExpandingUNetHead
 from densekit.models.layers import CrossContextualAttention
 from tests.conftest import ROOT
 

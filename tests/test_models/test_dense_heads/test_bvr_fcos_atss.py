@@ -2,7 +2,6 @@
 parity with the plain head when the decoders add nothing, a training step
 of tiny FCOS-BVR / ATSS-BVR models, and the COCO configs' parameters next
 to plain FCOS / ATSS."""
-import copy
 import os.path as osp
 
 import pytest

@@ -7,8 +7,7 @@ from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 
 from densekit.registry import MODELS
-from tests.test_models.test_dense_heads.test_bvr_head import \
-    tiny_bvr_retinanet
+from tests.test_models.test_dense_heads.test_bvr_head import tiny_bvr_retinanet
 from tests.test_models.test_detectors.test_cb_detectors import (
     SIZE, count_neck_calls, det_samples, preprocess, tiny_cbnet)
 

@@ -10,15 +10,17 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from densekit.models.layers.yolo_scaling import YOLOV8_SCALES
-from densekit.models.utils.checkpoint import UnconvertedKeysError
 from densekit.models.detectors.yolov8_convert import (
     convert_yolov8_mmyolo, convert_yolov8_ultralytics, describe_yolov8_arch,
     export_yolov8_mmyolo, export_yolov8_ultralytics, yolov8_arch_of)
+from densekit.models.layers.yolo_scaling import YOLOV8_SCALES
+from densekit.models.utils.checkpoint import UnconvertedKeysError
 from densekit.registry import MODELS
 from tests.conftest import ROOT
-from tests.test_models.test_utils.yolov8_sources import (
-    PUBLISHED_PARAMS, SCALES, UltralyticsYOLOv8, mmyolo_yolov8_shapes)
+from tests.test_models.test_utils.yolov8_sources import (PUBLISHED_PARAMS,
+                                                         SCALES,
+                                                         UltralyticsYOLOv8,
+                                                         mmyolo_yolov8_shapes)
 
 SIZES = ('n', 's', 'm', 'l', 'x')
 

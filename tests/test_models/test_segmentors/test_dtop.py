@@ -264,7 +264,8 @@ def test_bad_stage_layouts_name_the_key():
                           patch_size=8, embed_dims=48, num_layers=6,
                           num_heads=4, out_indices=[1, 3, 5]),
             decode_head=dict(type='densekit.ATMHead', in_channels=48,
-                             channels=32, num_heads=4, num_classes=5, in_index=2),
+                             channels=32, num_heads=4, num_classes=5,
+                             in_index=2),
             auxiliary_head=[
                 dict(type='densekit.ATMHead', in_channels=48, channels=32,
                      num_heads=4, num_classes=5, in_index=0)
@@ -276,9 +277,11 @@ def test_bad_stage_layouts_name_the_key():
                           patch_size=8, embed_dims=48, num_layers=6,
                           num_heads=4, out_indices=[1, 3, 5]),
             decode_head=dict(type='densekit.ATMHead', in_channels=48,
-                             channels=32, num_heads=4, num_classes=5, in_index=1),
+                             channels=32, num_heads=4, num_classes=5,
+                             in_index=1),
             auxiliary_head=[dict(type='densekit.ATMHead', in_channels=48,
-                                 channels=32, num_heads=4, num_classes=5, in_index=0)]))
+                                 channels=32, num_heads=4, num_classes=5,
+                                 in_index=0)]))
     with pytest.raises(ValueError, match='model.pruning: unknown keys'):
         base._check_pruning_cfg(dict(thresh=0.9))
     with pytest.raises(ValueError, match='threshold: 3 values for 2 early'):
