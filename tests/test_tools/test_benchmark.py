@@ -99,6 +99,7 @@ def anomaly_checkpoint(tmp_path_factory):
     return path, str(root / 'data')
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 def test_efficientad_paths_table_and_auroc_check(benchmark, anomaly_checkpoint,
                                                  capsys):
     path, data_root = anomaly_checkpoint

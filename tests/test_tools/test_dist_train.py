@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 @pytest.mark.timeout(600)
 def test_two_process_gloo_training(tiny_config, tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, PORT='29533',

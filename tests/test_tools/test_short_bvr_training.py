@@ -4,11 +4,14 @@ the total loss falls from its peak (from scratch, RetinaNet's loss first
 rises while the focal loss finds its first positives, so the first
 iterations are not the reference). The same on a CBNetV2 backbone: both
 plug-ins train together."""
+import pytest
+
 from tests.conftest import train_and_read_scalars
 
 EPOCHS = 6  # x 4 iterations of 4 images
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 def test_bvr_retinanet_loss_decreases_with_keypoint_losses(tiny_config,
                                                            tmp_path):
     config = tiny_config(max_epochs=EPOCHS, name='tiny_bvr.py',
@@ -32,6 +35,7 @@ def test_bvr_retinanet_loss_decreases_with_keypoint_losses(tiny_config,
     assert sum(heat[-4:]) / 4 < 0.8 * sum(heat[:4]) / 4, heat
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 def test_bvr_retinanet_on_cbnet_trains_with_keypoint_and_assistant_losses(
         tiny_config, tmp_path):
     """Both plug-ins at once (bvr_retinanet_cbv2-r50_fpn_shapes.py): the BVR

@@ -2,11 +2,14 @@
 Faster R-CNN of configs/det/faster-rcnn_cbv2-r50_fpn_shapes.py on the tiny
 shapes set; the loss decreases and the assistant-supervision losses are in
 the training log beside the lead's, with their weight applied."""
+import pytest
+
 from tests.conftest import train_and_read_scalars
 
 EPOCHS = 6  # x 4 iterations of 4 images
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 def test_cbnet_faster_rcnn_loss_decreases_with_assistant_losses(
         tiny_config, tmp_path):
     config = tiny_config(max_epochs=EPOCHS, name='tiny_cbv2.py',

@@ -56,6 +56,7 @@ def _tiny_options(data_root) -> list:
     return opts
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 def test_unet_phantom_loss_decreases_and_volume_metrics(tiny_phantom,
                                                         tmp_path):
     config = osp.join(ROOT, 'configs', 'medseg', 'unet_phantom.py')

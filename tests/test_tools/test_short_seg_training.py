@@ -48,6 +48,7 @@ def tiny_seg_set(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 def test_upernet_loss_decreases_and_miou_is_reported(tiny_seg_set, tmp_path):
     from tests.conftest import ROOT
     config = tmp_path / 'tiny_upernet.py'

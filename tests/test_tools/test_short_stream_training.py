@@ -70,6 +70,7 @@ def tiny_moving_shapes(tmp_path_factory):
     return str(out)
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 def test_streamyolo_loss_decreases_and_reports_sap(tiny_moving_shapes,
                                                     tmp_path):
     config = tmp_path / 'tiny_streamyolo.py'

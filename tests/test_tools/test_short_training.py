@@ -3,6 +3,8 @@ import glob
 import json
 import re
 
+import pytest
+
 from tests.conftest import run_tool
 
 
@@ -18,6 +20,7 @@ def test_loss_decreases_and_map_is_positive(tiny_config, tmp_path):
                              check_map=True)
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 def test_mamba_yolo_loss_decreases(tiny_config, tmp_path):
     config = tiny_config(max_epochs=30, base='mamba_yolo_t_shapes.py')
     _train_briefly_and_check(config, tmp_path, check_map=False)

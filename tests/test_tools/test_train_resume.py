@@ -115,6 +115,7 @@ def test_resume_without_checkpoint_says_so(tiny_config, tmp_path):
     assert 'training starts from scratch' in out
 
 
+@pytest.mark.slow  # subprocess run: make test-slow
 def test_truncated_checkpoint_names_the_previous_one(tiny_config, tiny_shapes,
                                                     tmp_path):
     work = tmp_path / 'run'

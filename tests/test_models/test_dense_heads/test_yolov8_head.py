@@ -70,11 +70,21 @@ def test_predict_rescales_to_original_image():
     head = _head().eval()
     metas = [dict(img_shape=(IMG, IMG), ori_shape=(IMG * 2, IMG * 2),
                   scale_factor=(0.5, 0.5))]
+    torch.manual_seed(0)
+    feats = _feats()
     with torch.no_grad():
-        result = head.predict_by_feat(*head(_feats()), batch_img_metas=metas,
+        result = head.predict_by_feat(*head(feats), batch_img_metas=metas,
                                       rescale=True)[0]
-    assert (result.bboxes >= 0).all() and (result.bboxes <= IMG * 2).all()
+        unscaled = head.predict_by_feat(*head(feats), batch_img_metas=metas,
+                                        rescale=False)[0]
+    assert len(result) > 0
     assert result.bboxes.shape[1] == 4 and len(result.scores) == len(result)
+    # the same detections, boxes divided by the scale factor (0.5) and
+    # clipped to the original image
+    torch.testing.assert_close(result.scores, unscaled.scores)
+    torch.testing.assert_close(result.bboxes,
+                               (unscaled.bboxes * 2).clamp(0, IMG * 2))
+    assert result.bboxes.max() > IMG  # a box past the network input
 
 
 def _iou(a, b):
