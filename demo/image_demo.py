@@ -60,6 +60,7 @@ from densekit.apis import (AnomalyInferencer, AnomalyResult, DetResult,
                            SegInferencer, SegResult, build_inferencer,
                            draw_anomaly, draw_detections, draw_segmentation,
                            read_image)
+from densekit.apis.cli import add_runtime_args
 from densekit.apis.image_io import TIMING_STAGES
 from densekit.utils.config_check import check_cfg_options
 
@@ -182,20 +183,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='load a checkpoint that does not fit the config\'s model (the '
         'weights that fit; the rest stay random); by default a mismatch '
         'stops with the first mismatching keys')
-    parser.add_argument(
-        '--backend', default='pytorch',
-        help='runtime of the model forward: pytorch, onnxruntime or '
-        'openvino (an exported --backend-model, else the model exported on '
-        'the fly into ~/.cache/densekit/deploy); post-processing is the '
-        'same, so are the results')
-    parser.add_argument(
-        '--fuse-conv-bn', action=argparse.BooleanOptionalAction,
-        default=True,
-        help='fold BatchNorms into the convolutions (PyTorch backend; the '
-        'same results to float round-off). Defaults to on')
-    parser.add_argument(
-        '--backend-model', default=None,
-        help='a model file written by tools/deploy/export.py')
+    add_runtime_args(parser)
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error(f'--limit must be at least 1, got {args.limit}')

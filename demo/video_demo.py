@@ -57,6 +57,7 @@ from mmengine.utils import ProgressBar
 
 from densekit.apis import (AnomalyInferencer, SegResult, build_inferencer,
                            draw_anomaly, draw_detections, draw_segmentation)
+from densekit.apis.cli import add_runtime_args
 from densekit.apis.image_io import TIMING_STAGES
 
 DEFAULT_FPS = 25.0  # when the container does not report a frame rate
@@ -89,20 +90,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=int,
         default=None,
         help='stop after N frames (default: the whole video)')
-    parser.add_argument(
-        '--backend', default='pytorch',
-        help='runtime of the model forward: pytorch, onnxruntime or '
-        'openvino (an exported --backend-model, else the model exported on '
-        'the fly into ~/.cache/densekit/deploy); post-processing is the '
-        'same, so are the results')
-    parser.add_argument(
-        '--fuse-conv-bn', action=argparse.BooleanOptionalAction,
-        default=True,
-        help='fold BatchNorms into the convolutions (PyTorch backend; the '
-        'same results to float round-off). Defaults to on')
-    parser.add_argument(
-        '--backend-model', default=None,
-        help='a model file written by tools/deploy/export.py')
+    add_runtime_args(parser)
     streaming = parser.add_argument_group(
         'streaming', 'simulated real-time replay (detection configs)')
     streaming.add_argument(

@@ -46,6 +46,7 @@ import numpy as np
 from mmengine.config import DictAction
 
 from densekit.apis import VolumeInferencer, draw_volume_grid
+from densekit.apis.cli import add_runtime_args
 from densekit.datasets.medical_io import (H5_SUFFIXES, NIFTI_SUFFIXES,
                                           strip_nifti_suffix)
 from densekit.evaluation.functional import per_class_volume_metrics
@@ -69,20 +70,7 @@ def parse_args(argv=None):
                         help='grid columns')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides, key=value')
-    parser.add_argument(
-        '--backend', default='pytorch',
-        help='runtime of the model forward: pytorch, onnxruntime or '
-        'openvino (an exported --backend-model, else the model exported on '
-        'the fly into ~/.cache/densekit/deploy); post-processing is the '
-        'same, so are the results')
-    parser.add_argument(
-        '--fuse-conv-bn', action=argparse.BooleanOptionalAction,
-        default=True,
-        help='fold BatchNorms into the convolutions (PyTorch backend; the '
-        'same results to float round-off). Defaults to on')
-    parser.add_argument(
-        '--backend-model', default=None,
-        help='a model file written by tools/deploy/export.py')
+    add_runtime_args(parser)
     return parser.parse_args(argv)
 
 
