@@ -1,6 +1,6 @@
 # RetinaNet + FocalNet-T (SRF) + FPN, 1x on COCO: the backbone-zoo RetinaNet
-# (mmdet's RetinaNet, only the backbone swapped; AdamW 1e-4 / wd 0.05 as the
-# transformer-backbone RetinaNets of Swin/PVT/SMT are trained).
+# (mmdet's RetinaNet, only the backbone swapped; the AdamW 1x schedule of
+# the transformer-backbone RetinaNets, _base_/schedules/schedule_1x_adamw.py).
 # ImageNet-1K weights: the official focalnet_tiny_srf.pth (microsoft/FocalNet),
 # converted to densekit keys with
 #   python tools/model_converters/focalnet_to_densekit.py focalnet_tiny_srf.pth checkpoints/focalnet-t-srf_in1k.pth
@@ -8,7 +8,7 @@
 _base_ = [
     '../_base_/models/retinanet_r50_fpn.py',
     '../_base_/datasets/coco_detection.py',
-    '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/schedule_1x_adamw.py', '../_base_/default_runtime.py'
 ]
 model = dict(
     backbone=dict(
@@ -20,10 +20,4 @@ model = dict(
         init_cfg=dict(
             type='Pretrained', checkpoint='checkpoints/focalnet-t-srf_in1k.pth')),
     neck=dict(in_channels=[192, 384, 768], start_level=0, num_outs=5))
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.0001, betas=(0.9, 0.999),
-                   weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
 default_hooks = dict(checkpoint=dict(interval=1))

@@ -519,3 +519,40 @@ def test_full_pipeline_on_synthetic_set(synthetic):
         labels.append((meta['defect_type'], data_sample.gt_label.item()))
     assert labels.count(('good', 0)) == 2
     assert sum(label for _, label in labels) == 4
+
+
+def test_synthetic_config_is_mvtec_ad_moved_to_the_bundled_set():
+    """The synthetic anomaly config is MVTec AD's, moved to the bundled
+    root and category with one worker per loader and no penalty folder."""
+    from mmengine.config import Config
+    base = osp.join(osp.dirname(__file__), '..', '..', 'configs', '_base_',
+                    'datasets')
+    mvtec = Config.fromfile(osp.join(base, 'mvtec_ad.py')).to_dict()
+    synthetic = Config.fromfile(osp.join(base,
+                                         'synthetic_anomaly.py')).to_dict()
+    loaders = [('train_dataloader', ), ('val_dataloader', ),
+               ('test_dataloader', ), ('map_norm_dataloader', ),
+               ('custom_hooks', 0, 'map_norm_dataloader')]
+
+    def at(cfg, path):
+        for key in path:
+            cfg = cfg[key]
+        return cfg
+
+    for path in loaders:
+        ours, theirs = at(synthetic, path), at(mvtec, path)
+        assert ours['dataset']['data_root'] == 'data/synthetic_anomaly'
+        assert ours['dataset']['category'] == 'texture'
+        assert ours['num_workers'] == 1
+        for cfg in (ours, theirs):
+            for key in ('data_root', 'category'):
+                cfg['dataset'].pop(key)
+            cfg.pop('num_workers')
+    penalty = synthetic['train_pipeline'][2]
+    assert penalty['type'] == 'LoadPenaltyImage' and penalty['img_dir'] is None
+    for cfg in (synthetic, mvtec):
+        cfg['train_dataloader']['dataset']['pipeline'][2].pop('img_dir')
+        for key in ('data_root', 'category', 'penalty_img_dir',
+                    'train_pipeline'):
+            cfg.pop(key)
+    assert synthetic == mvtec
