@@ -165,30 +165,6 @@ def test_bad_arguments_raise():
 
 
 # -- training behaviour -----------------------------------------------------
-def test_drop_path_increases_linearly():
-    model = FocalNet(arch=TINY, drop_path_rate=0.4)
-    rates = [getattr(block.drop_path, 'drop_prob', 0.0)
-             for stage in model.stages for block in stage.blocks]
-    assert rates == pytest.approx(torch.linspace(0, 0.4, 5).tolist())
-
-
-def test_frozen_stages():
-    model = FocalNet(arch=TINY, frozen_stages=1)
-    model.init_weights()
-    model.train()
-    for i, stage in enumerate(model.stages):
-        frozen = i <= 1
-        assert stage.training is not frozen
-        assert all(p.requires_grad is not frozen for p in stage.parameters())
-        norm = getattr(model, f'norm{i}')
-        assert norm.training is not frozen
-        assert all(p.requires_grad is not frozen for p in norm.parameters())
-    feats = model(torch.rand(1, 3, 32, 32))
-    sum(f.sum() for f in feats).backward()
-    assert all(p.grad is None for p in model.stages[1].parameters())
-    assert all(p.grad is not None for p in model.stages[2].parameters())
-
-
 @pytest.mark.parametrize('options', [
     dict(),
     dict(use_layerscale=True, use_postln=True, use_conv_embed=True,

@@ -128,13 +128,6 @@ def test_bad_arguments(kwargs, match):
         ResNetViT(**dict(TINY, **kwargs))
 
 
-def test_frozen_stages():
-    model = tiny(frozen_stages=1)
-    model.train()
-    assert not any(p.requires_grad for p in model.stages[1].parameters())
-    assert all(p.requires_grad for p in model.stages[2].parameters())
-
-
 # -- converter: the official npz layout (TransUNet's load_from keys) -------
 
 def official_npz(model, rng):

@@ -347,30 +347,6 @@ def test_bad_arguments_raise():
 
 
 # -- training behaviour -----------------------------------------------------
-def test_drop_path_increases_linearly():
-    model = SMT(arch=TINY, drop_path_rate=0.4)
-    rates = [getattr(block.drop_path, 'drop_prob', 0.0)
-             for stage in model.stages for block in stage.blocks]
-    assert rates == pytest.approx(torch.linspace(0, 0.4, 5).tolist())
-
-
-def test_frozen_stages():
-    model = SMT(arch=TINY, frozen_stages=1)
-    model.init_weights()
-    model.train()
-    for i, stage in enumerate(model.stages):
-        frozen = i <= 1
-        assert all(m.training is not frozen for m in stage.modules())
-        assert all(p.requires_grad is not frozen for p in stage.parameters())
-    stem_bn = model.stages[0].embed.bn
-    mean = stem_bn.running_mean.clone()
-    feats = model(torch.rand(2, 3, 32, 32))
-    sum(f.sum() for f in feats).backward()
-    assert torch.equal(stem_bn.running_mean, mean)   # frozen BN: eval
-    assert all(p.grad is None for p in model.stages[1].parameters())
-    assert all(p.grad is not None for p in model.stages[2].parameters())
-
-
 @pytest.mark.parametrize('norm_eval', [False, True])
 def test_norm_eval(norm_eval):
     model = SMT(arch=TINY, norm_eval=norm_eval)

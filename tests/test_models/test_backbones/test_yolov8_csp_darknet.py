@@ -1,6 +1,5 @@
 import pytest
 import torch
-import torch.nn as nn
 
 from densekit.models.backbones import YOLOv8CSPDarknet
 
@@ -29,18 +28,6 @@ def test_scale_channels_match_ultralytics():
                                  last_stage_out_channels=last)
         assert model.out_channels == channels, name
         assert model.out_strides == [8, 16, 32]
-
-
-def test_frozen_stages_and_norm_eval():
-    model = YOLOv8CSPDarknet(deepen_factor=0.33, widen_factor=0.25,
-                             frozen_stages=1, norm_eval=True)
-    model.init_weights()
-    model.train()
-    for i, stage in enumerate(model.stages):
-        frozen = i <= 1
-        assert all(p.requires_grad != frozen for p in stage.parameters())
-    assert all(not m.training for m in model.modules()
-               if isinstance(m, nn.BatchNorm2d))
 
 
 @pytest.mark.parametrize('kwargs', [dict(out_indices=(5, )),
