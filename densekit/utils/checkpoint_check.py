@@ -12,10 +12,13 @@ weights and exits 0. A truncated file fails inside ``torch.load`` with
   (:func:`densekit.utils.compat.safe_torch_load`) with that check;
 * :func:`load_weights` loads a checkpoint into a model strictly by default:
   a mismatch is one line naming the first mismatching keys and the config
-  the checkpoint was saved from.
+  the checkpoint was saved from, and a checkpoint saved too early for its
+  BatchNorm statistics to be usable is warned about
+  (:func:`warn_if_barely_trained`).
 """
 import glob
 import logging
+import math
 import os
 import os.path as osp
 import pickle
@@ -215,7 +218,57 @@ def load_weights(model: Any,
     state = check_weights_fit(model, checkpoint, strict=strict, path=path,
                               config=config, owner=owner)
     model.load_state_dict(state, strict=False)
+    warn_if_barely_trained(model, checkpoint, path=path, owner=owner)
     return checkpoint
+
+
+def batchnorm_settle_iters(model: Any) -> int:
+    """Training iterations after which ``model``'s BatchNorm running
+    statistics no longer carry their start: ten time constants of the
+    slowest running average, ``ceil(10 / momentum)`` (334 for YOLO's
+    momentum 0.03, 100 for PyTorch's 0.1); 0 without BatchNorm or with
+    cumulative averages (``momentum=None``)."""
+    import torch.nn as nn
+    momenta = [m.momentum for m in model.modules()
+               if isinstance(m, nn.modules.batchnorm._BatchNorm)
+               and m.track_running_stats and m.momentum]
+    return math.ceil(10 / min(momenta)) if momenta else 0
+
+
+def warn_if_barely_trained(model: Any,
+                           checkpoint: Any,
+                           *,
+                           path: str = '',
+                           owner: str = '') -> bool:
+    """Warn (and return True) when ``checkpoint`` was saved after fewer
+    training iterations (``meta.iter``, as mmengine's runner saves it) than
+    :func:`batchnorm_settle_iters`.
+
+    Early in training the weights change faster than BatchNorm's running
+    statistics follow them; in eval mode those stale statistics are
+    compounded layer by layer, so a detector a few dozen iterations old can
+    score every box of every class near 1.00 while its train-mode outputs
+    are still near zero. That is the model's state, not a fault of the
+    decoding: the warning says so instead of leaving the pictures to be
+    believed.
+    """
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    iters = meta.get('iter') if isinstance(meta, dict) else None
+    if not isinstance(iters, int) or isinstance(iters, bool):
+        return False
+    settle = batchnorm_settle_iters(model)
+    if iters >= settle:
+        return False
+    prefix = f'{owner}: ' if owner else ''
+    name = f'checkpoint {path}' if path else 'the checkpoint'
+    print_log(
+        f'{prefix}{name} was saved after {iters} training iterations, '
+        f'fewer than the {settle} its BatchNorm running statistics need to '
+        'follow the weights (10 / momentum): its eval-mode outputs are not '
+        'yet meaningful (a detector this young can score every box near '
+        '1.00); train for more iterations',
+        logger='current', level=logging.WARNING)
+    return True
 
 
 def check_weights_fit(model: Any,

@@ -235,3 +235,72 @@ def test_det_result_checks_lengths():
             labels=np.zeros(2, np.int64),
             class_names=['a', 'b'],
             img_shape=(8, 8))
+
+
+def _warnings_of(make):
+    """(result of make(), WARNING messages logged meanwhile)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        result = make()
+    finally:
+        logger.removeHandler(handler)
+    return result, [r.getMessage() for r in records
+                    if r.levelno >= logging.WARNING]
+
+
+def _checkpoint_with(path, checkpoint, **meta):
+    state = torch.load(checkpoint, weights_only=True)
+    state['meta'] = dict(state['meta'], **meta)
+    torch.save(state, path)
+    return str(path)
+
+
+def test_a_checkpoint_of_other_classes_is_named_in_a_warning(
+        checkpoint, tmp_path):
+    other = _checkpoint_with(
+        tmp_path / 'other.pth', checkpoint,
+        dataset_meta=dict(classes=('cup', 'cat', 'bus', 'sandwich')))
+    inferencer, warned = _warnings_of(
+        lambda: DetInferencer(CONFIG, other, device='cpu'))
+    assert inferencer.classes == ('cup', 'cat', 'bus', 'sandwich')
+    assert [w for w in warned if f'checkpoint {other} was trained on 4 '
+            'classes (cup, cat, bus, sandwich) but the config\'s test '
+            'dataset has 4 (circle, square, triangle, star)' in w]
+
+
+def test_a_class_count_mismatch_uses_the_config_names_and_warns(
+        checkpoint, tmp_path):
+    # COCO's 80 names (a checkpoint without meta.dataset_meta reads as COCO)
+    # for a 4-class head: the config's names, and a warning
+    coco = _checkpoint_with(tmp_path / 'coco.pth', checkpoint,
+                            dataset_meta=dict(classes=tuple(
+                                f'c{i}' for i in range(80))))
+    inferencer, warned = _warnings_of(
+        lambda: DetInferencer(CONFIG, coco, device='cpu'))
+    assert inferencer.classes == CLASSES
+    assert [w for w in warned if f'checkpoint {coco} gives 80 class names'
+            in w and 'the head predicts 4 classes' in w]
+
+
+def test_a_barely_trained_checkpoint_is_warned_about(checkpoint, tmp_path):
+    """60 iterations: YOLO's BatchNorm statistics (momentum 0.03) trail the
+    weights, eval-mode scores can saturate; 334 = ceil(10 / 0.03) do not
+    warn."""
+    young = _checkpoint_with(tmp_path / 'young.pth', checkpoint, iter=60)
+    _, warned = _warnings_of(lambda: DetInferencer(CONFIG, young,
+                                                   device='cpu'))
+    assert [w for w in warned if f'checkpoint {young} was saved after 60 '
+            'training iterations, fewer than the 334' in w
+            and 'train for more iterations' in w]
+    settled = _checkpoint_with(tmp_path / 'settled.pth', checkpoint,
+                               iter=334)
+    _, warned = _warnings_of(lambda: DetInferencer(CONFIG, settled,
+                                                   device='cpu'))
+    assert not [w for w in warned if 'training iterations' in w]

@@ -71,3 +71,26 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
         atomic_save_checkpoint({'w': torch.zeros(2)}, str(target))
     assert os.listdir(tmp_path) == ['epoch_1.pth']
     assert torch.load(target)['w'].sum() == 2  # the old one is intact
+
+
+def test_batchnorm_settle_iters_follows_the_slowest_running_average():
+    from torch import nn
+
+    from densekit.utils.checkpoint_check import (batchnorm_settle_iters,
+                                                 warn_if_barely_trained)
+    assert batchnorm_settle_iters(nn.Conv2d(1, 1, 1)) == 0
+    assert batchnorm_settle_iters(nn.BatchNorm2d(2)) == 100  # momentum 0.1
+    model = nn.Sequential(nn.BatchNorm2d(2, momentum=0.1),
+                          nn.BatchNorm1d(2, momentum=0.03))
+    assert batchnorm_settle_iters(model) == 334
+    assert batchnorm_settle_iters(nn.BatchNorm2d(2, momentum=None)) == 0
+    assert batchnorm_settle_iters(
+        nn.BatchNorm2d(2, track_running_stats=False)) == 0
+    young = dict(meta=dict(iter=99))
+    assert warn_if_barely_trained(nn.BatchNorm2d(2), young)
+    assert not warn_if_barely_trained(nn.BatchNorm2d(2),
+                                      dict(meta=dict(iter=100)))
+    assert not warn_if_barely_trained(nn.Conv2d(1, 1, 1), young)
+    # no iteration count (a converted or hand-made checkpoint): no word
+    assert not warn_if_barely_trained(nn.BatchNorm2d(2), dict(meta={}))
+    assert not warn_if_barely_trained(nn.BatchNorm2d(2), {'w': 1})
