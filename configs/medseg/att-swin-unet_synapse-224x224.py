@@ -10,16 +10,6 @@
 # 0.01 momentum 0.9 wd 1e-4, poly 0.9, batch 24, 0.4 * CE + 0.6 * Dice.
 # The paper evaluates skin lesions; this runs the Swin-Unet synapse protocol.
 #   python tools/train.py configs/medseg/att-swin-unet_synapse-224x224.py
-_base_ = './swin-unet_synapse-224x224.py'
-depths = (2, 2, 6, 2)
-drop_path_rate = 0.1
-model = dict(
-    backbone=dict(depths=depths, drop_path_rate=drop_path_rate),
-    decode_head=dict(
-        depths=depths[:3],
-        encoder_depths=depths,
-        drop_path_rate=drop_path_rate,
-        skip_attention=dict(
-            type='densekit.CrossContextualAttention', depth=2, num_heads=8,
-            head_dims=64)))
+_base_ = ['./swin-unet_synapse-224x224.py', '../_base_/models/att-swin-unet.py']
+model = {{_base_.att_swin_unet}}
 optim_wrapper = dict(optimizer=dict(lr=0.01))

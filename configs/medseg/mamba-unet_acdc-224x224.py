@@ -10,24 +10,6 @@
 # SGD lr 0.01 (no ImageNet weights for the encoder). About 4.29 M params
 # (no official figure to compare with).
 #   python tools/train.py configs/medseg/mamba-unet_acdc-224x224.py
-_base_ = './swin-unet_acdc-224x224.py'
-model = dict(
-    backbone=dict(
-        _delete_=True,  # a MambaYOLO replaces the SwinTransformer
-        type='densekit.MambaYOLO',
-        arch='T',
-        in_channels=3,
-        out_indices=(1, 2, 3, 4)),
-    decode_head=dict(
-        in_channels=None,  # from densekit.MambaYOLO's feature contract
-        block_cfg=dict(
-            _delete_=True,  # VSS blocks replace the Swin blocks
-            type='densekit.VSSDecoderStage',
-            mlp_ratio=4.0,
-            ssm_d_state=16,
-            ssm_ratio=2.0),
-        depths=(1, 1, 3),
-        num_heads=None,
-        drop_path_rate=0.0,  # Mamba YOLO's blocks train without it
-        encoder_depths=None))
+_base_ = ['./swin-unet_acdc-224x224.py', '../_base_/models/mamba-unet.py']
+model = {{_base_.mamba_unet}}
 optim_wrapper = dict(optimizer=dict(lr=0.01))

@@ -287,3 +287,19 @@ def test_get_flops_runs_on_swin_unet_synapse():
     # comparison tables quote 6.16 G (multiply-adds) for Swin-Unet at 224;
     # mmengine counts 6.17 G (attention softmax / GELU etc. uncounted)
     assert 5.5 < info['gmacs'] < 7.0
+
+
+@pytest.mark.parametrize('family', ['focal-unet', 'att-swin-unet',
+                                    'mamba-unet'])
+def test_synapse_and_acdc_configs_share_one_model_block(family):
+    """Each method's change of Swin-Unet is written once
+    (configs/_base_/models/<family>.py): its Synapse and ACDC models differ
+    in the class count only, and both differ from Swin-Unet's."""
+    synapse = _config(f'{family}_synapse-224x224.py').model.to_dict()
+    acdc = _config(f'{family}_acdc-224x224.py').model.to_dict()
+    assert (synapse['decode_head'].pop('num_classes'),
+            acdc['decode_head'].pop('num_classes')) == (9, 4)
+    assert synapse == acdc
+    swin = _config('swin-unet_synapse-224x224.py').model.to_dict()
+    swin['decode_head'].pop('num_classes')
+    assert swin['backbone'] != synapse['backbone']
