@@ -60,7 +60,7 @@ from densekit.apis import (AnomalyInferencer, AnomalyResult, DetResult,
                            SegInferencer, SegResult, build_inferencer,
                            draw_anomaly, draw_detections, draw_segmentation,
                            read_image)
-from densekit.apis.cli import add_runtime_args
+from densekit.apis.cli import add_label_args, add_runtime_args
 from densekit.apis.image_io import TIMING_STAGES
 from densekit.utils.config_check import check_cfg_options
 
@@ -184,6 +184,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'weights that fit; the rest stay random); by default a mismatch '
         'stops with the first mismatching keys')
     add_runtime_args(parser)
+    add_label_args(parser)
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error(f'--limit must be at least 1, got {args.limit}')
@@ -214,7 +215,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             strict=not args.no_strict,
             backend=args.backend,
             backend_model=args.backend_model,
-            fuse_conv_bn=args.fuse_conv_bn)
+            fuse_conv_bn=args.fuse_conv_bn,
+            multi_label=args.multi_label)
     except (FileNotFoundError, KeyError, ValueError, TypeError,
             ImportError) as e:
         print(f'error: {e.args[0] if isinstance(e, KeyError) else e}',

@@ -57,7 +57,7 @@ from mmengine.utils import ProgressBar
 
 from densekit.apis import (AnomalyInferencer, SegResult, build_inferencer,
                            draw_anomaly, draw_detections, draw_segmentation)
-from densekit.apis.cli import add_runtime_args
+from densekit.apis.cli import add_label_args, add_runtime_args
 from densekit.apis.image_io import TIMING_STAGES
 
 DEFAULT_FPS = 25.0  # when the container does not report a frame rate
@@ -91,6 +91,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=None,
         help='stop after N frames (default: the whole video)')
     add_runtime_args(parser)
+    add_label_args(parser)
     streaming = parser.add_argument_group(
         'streaming', 'simulated real-time replay (detection configs)')
     streaming.add_argument(
@@ -170,7 +171,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             score_thr=args.score_thr,
             backend=args.backend,
             backend_model=args.backend_model,
-            fuse_conv_bn=args.fuse_conv_bn)
+            fuse_conv_bn=args.fuse_conv_bn,
+            multi_label=args.multi_label)
     except (FileNotFoundError, ValueError, TypeError, ImportError) as e:
         capture.release()
         print(f'error: {e}', file=sys.stderr)

@@ -1,7 +1,7 @@
 """Command-line arguments every demo shares."""
 import argparse
 
-__all__ = ['add_runtime_args']
+__all__ = ['add_runtime_args', 'add_label_args']
 
 
 def add_runtime_args(parser: argparse.ArgumentParser) -> None:
@@ -22,3 +22,14 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--backend-model', default=None,
         help='a model file written by tools/deploy/export.py')
+
+
+def add_label_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--multi-label``: every class of a box above the threshold (as
+    validation counts them) instead of its best class (as ultralytics
+    predicts); the detection inferencer's ``multi_label``."""
+    parser.add_argument(
+        '--multi-label', action='store_true',
+        help='detection (YOLO heads): draw every class of a box scoring '
+        'above the threshold, as validation counts them; by default each '
+        'box shows its best class, as ultralytics predicts')

@@ -33,7 +33,7 @@ from mmdet.apis import init_detector
 from mmdet.registry import DATASETS
 from mmdet.structures.bbox import BaseBoxes
 from mmdet.utils import get_test_pipeline_cfg
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
 from densekit.utils.checkpoint_check import load_weights, read_checkpoint
@@ -257,7 +257,8 @@ class DetInferencer:
                  backend: str = 'pytorch',
                  backend_model: Optional[str] = None,
                  num_threads: Optional[int] = None,
-                 fuse_conv_bn: bool = True) -> None:
+                 fuse_conv_bn: bool = True,
+                 multi_label: Optional[bool] = None) -> None:
         if isinstance(config, (str, os.PathLike)):
             config = os.fspath(config)
             if not osp.isfile(config):
@@ -305,6 +306,10 @@ class DetInferencer:
         self.pipeline = Compose(pipeline)
         self._fix_classes(checkpoint)
         head = getattr(self.model, 'bbox_head', None)
+        if multi_label is not None and getattr(head, 'reads_multi_label',
+                                               False):
+            head.test_cfg = ConfigDict(head.test_cfg or {},
+                                       multi_label=bool(multi_label))
         self._staged = hasattr(self.model, 'extract_feat') and callable(
             getattr(head, 'predict_by_feat', None))
         if not self._staged:

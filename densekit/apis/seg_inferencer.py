@@ -336,7 +336,8 @@ def build_inferencer(config: Union[str, os.PathLike, Config],
                      backend: str = 'pytorch',
                      backend_model: Optional[str] = None,
                      num_threads: Optional[int] = None,
-                     fuse_conv_bn: bool = True):
+                     fuse_conv_bn: bool = True,
+                     multi_label: Optional[bool] = None):
     """The inferencer of a config's task (:func:`config_task`).
 
     Args:
@@ -356,6 +357,8 @@ def build_inferencer(config: Union[str, os.PathLike, Config],
             PyTorch.
         fuse_conv_bn (bool): Detection and segmentation: fold BatchNorms
             into their convolutions. Defaults to True.
+        multi_label (bool, optional): Detection: every class of a box or
+            its best one (see :class:`DetInferencer`). Defaults to None.
 
     Returns:
         DetInferencer | SegInferencer | AnomalyInferencer
@@ -377,4 +380,5 @@ def build_inferencer(config: Union[str, os.PathLike, Config],
     from .det_inferencer import DetInferencer
     return DetInferencer(config, checkpoint, device=device,
                          score_thr=0.3 if score_thr is None else score_thr,
-                         strict=strict, fuse_conv_bn=fuse_conv_bn, **runtime)
+                         strict=strict, fuse_conv_bn=fuse_conv_bn,
+                         multi_label=multi_label, **runtime)

@@ -304,3 +304,34 @@ def test_a_barely_trained_checkpoint_is_warned_about(checkpoint, tmp_path):
     _, warned = _warnings_of(lambda: DetInferencer(CONFIG, settled,
                                                    device='cpu'))
     assert not [w for w in warned if 'training iterations' in w]
+
+
+def test_single_label_keeps_only_best_classes(checkpoint, image):
+    """multi_label=False (the demos' default, ultralytics' predict): each
+    box's best class (tests/test_models/test_dense_heads/test_yolov8_head
+    checks it per box); the config's multi-label results hold every one of
+    those detections and the runners-up besides."""
+    kwargs = dict(device='cpu', score_thr=0.0)
+    single = DetInferencer(CONFIG, checkpoint, multi_label=False,
+                           **kwargs)(image)
+    multi = DetInferencer(CONFIG, checkpoint, **kwargs)(image)
+
+    def rows(result):
+        return {(tuple(b), int(label), round(float(score), 5))
+                for b, label, score in zip(result.bboxes.round(2).tolist(),
+                                           result.labels, result.scores)}
+    assert 0 < len(single) < len(multi)
+    assert rows(single) <= rows(multi)
+
+
+def test_demos_take_multi_label():
+    import importlib.util
+    for name in ('image_demo', 'video_demo'):
+        spec = importlib.util.spec_from_file_location(
+            name, osp.join(ROOT, 'demo', f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        args = ['in.jpg' if name == 'image_demo' else 'in.mp4', '--config',
+                CONFIG, '--weights', 'w.pth']
+        assert module.parse_args(args).multi_label is False
+        assert module.parse_args(args + ['--multi-label']).multi_label

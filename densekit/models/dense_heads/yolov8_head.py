@@ -28,6 +28,8 @@ from densekit.registry import MODELS, TASK_UTILS
 from ..layers.c2f_layer import YOLO_ACT_CFG, YOLO_NORM_CFG
 
 # YOLOv8's validation settings: multi-label, low threshold, IoU 0.7 NMS
+# (``multi_label=False`` in a test_cfg keeps each box's best class only, as
+# ultralytics' predict does)
 DEFAULT_TEST_CFG = dict(
     score_thr=0.001,
     nms_pre=30000,
@@ -62,6 +64,10 @@ class YOLOv8Head(BaseDenseHead):
         test_cfg (dict): ``score_thr``, ``nms_pre``, ``nms``, ``max_per_img``,
             ``min_bbox_size``; missing keys take :data:`DEFAULT_TEST_CFG`.
     """
+
+    #: ``test_cfg.multi_label`` chooses every class of a box above the
+    #: threshold (True, the default) or its best class (False)
+    reads_multi_label = True
 
     def __init__(self,
                  *,
@@ -382,7 +388,9 @@ class YOLOv8Head(BaseDenseHead):
         Returns:
             list[InstanceData]: per image ``bboxes`` (N, 4) (x1, y1, x2, y2),
             ``scores`` (N,), ``labels`` (N,). A box may appear with several
-            labels (multi-label, as YOLOv8 evaluates).
+            labels (multi-label, as YOLOv8 evaluates), or with its best
+            class only when ``cfg.multi_label`` is False (as ultralytics
+            predicts).
         """
         cfg = ConfigDict(self.test_cfg if cfg is None else cfg)
         featmap_sizes = [s.shape[-2:] for s in cls_scores]
@@ -393,11 +401,20 @@ class YOLOv8Head(BaseDenseHead):
             self._flatten(bbox_preds, 4 * self.reg_max), priors, strides)
 
         results_list = []
+        multi_label = cfg.get('multi_label', True)
         for scores, bboxes, img_meta in zip(flat_scores, flat_bboxes,
                                             batch_img_metas):
-            scores, labels, keep, _ = filter_scores_and_topk(
-                scores, cfg.get('score_thr', 0.001),
-                cfg.get('nms_pre', 30000))
+            if multi_label:  # every (box, class) above the threshold
+                scores, labels, keep, _ = filter_scores_and_topk(
+                    scores, cfg.get('score_thr', 0.001),
+                    cfg.get('nms_pre', 30000))
+            else:  # each box's best class (ultralytics' predict)
+                best, best_labels = scores.max(dim=1)
+                scores, _, keep, kept = filter_scores_and_topk(
+                    best[:, None], cfg.get('score_thr', 0.001),
+                    cfg.get('nms_pre', 30000),
+                    results=dict(labels=best_labels))
+                labels = kept['labels']
             results = InstanceData(
                 bboxes=bboxes[keep], scores=scores, labels=labels)
             if rescale and 'pad_param' in img_meta:

@@ -87,6 +87,31 @@ def test_predict_rescales_to_original_image():
     assert result.bboxes.max() > IMG  # a box past the network input
 
 
+def test_single_label_keeps_each_box_best_class():
+    """multi_label=False (ultralytics' predict): one detection per box, of
+    its best class; the multi-label default also keeps its runner-up."""
+    head = _head().eval()
+    cls_scores = [torch.full((1, 3, IMG // s, IMG // s), -20.)
+                  for s in (8, 16, 32)]
+    cls_scores[0][0, :, 3, 4] = torch.tensor([2.0, 1.0, -20.])  # 2 classes
+    cls_scores[1][0, 2, 1, 1] = 3.0  # 1 class
+    bbox_preds = [torch.zeros(1, 64, IMG // s, IMG // s) for s in (8, 16, 32)]
+    kwargs = dict(batch_img_metas=_metas(), rescale=False)
+    with torch.no_grad():
+        multi = head.predict_by_feat(cls_scores, bbox_preds, **kwargs)[0]
+        single = head.predict_by_feat(
+            cls_scores, bbox_preds,
+            cfg=dict(head.test_cfg, multi_label=False, score_thr=0.3),
+            **kwargs)[0]
+    assert sorted(multi.labels.tolist()) == [0, 1, 2]
+    assert sorted(single.labels.tolist()) == [0, 2]
+    order = single.labels.argsort()
+    torch.testing.assert_close(single.scores[order],
+                               torch.tensor([2.0, 3.0]).sigmoid())
+    box = multi.bboxes[multi.labels == 0][0]
+    torch.testing.assert_close(single.bboxes[single.labels == 0][0], box)
+
+
 def _iou(a, b):
     lt = torch.max(a[:2], b[:2])
     rb = torch.min(a[2:], b[2:])
