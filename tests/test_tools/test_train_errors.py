@@ -40,6 +40,7 @@ def test_unregistered_type_lists_close_matches(tmp_path):
     assert 'Failed to search registry' not in res.stdout
 
 
+@pytest.mark.slow  # subprocess training run: make test-slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
 def test_amp_on_cpu_trains_in_bf16_or_is_refused(tiny_config, tmp_path):
     from densekit.utils.hardware import cpu_supports_bf16

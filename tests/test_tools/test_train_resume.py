@@ -54,6 +54,7 @@ def _train_losses(work_dir):
     return rows
 
 
+@pytest.mark.slow  # subprocess training run: make test-slow
 def test_killed_run_resumes_bit_exactly(tiny_config, tmp_path):
     config = tiny_config(max_epochs=3)
     with open(config, 'a') as f:
@@ -106,6 +107,7 @@ def test_killed_run_resumes_bit_exactly(tiny_config, tmp_path):
     assert got_ckpt['param_schedulers'] == ref_ckpt['param_schedulers']
 
 
+@pytest.mark.slow  # subprocess training run: make test-slow
 def test_resume_without_checkpoint_says_so(tiny_config, tmp_path):
     work = tmp_path / 'fresh'
     proc = _train(tiny_config(max_epochs=1), work, '--resume')
@@ -147,6 +149,7 @@ def test_truncated_checkpoint_names_the_previous_one(tiny_config, tiny_shapes,
         assert 'Traceback' not in res.stderr
 
 
+@pytest.mark.slow  # subprocess training run: make test-slow
 def test_resume_loads_with_weights_only_default(tiny_config, tmp_path):
     """torch >= 2.6 defaults to weights_only=True: densekit's loader copes."""
     from mmengine.runner.checkpoint import _load_checkpoint
