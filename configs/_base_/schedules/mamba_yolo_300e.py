@@ -1,7 +1,8 @@
 # Mamba YOLO's COCO schedule (official mbyolo_train.py defaults on top of
 # ultralytics 8.2.29's default.yaml): 300 epochs of SGD (lr 0.01, momentum
-# 0.937, nesterov), batch 512 (8 GPUs x 64), 3 warm-up epochs, linear decay
-# to lr * 0.01, EMA of the weights, mosaic closed for the last 10 epochs.
+# 0.937, nesterov), batch 512 (8 GPUs x 64), 3 warm-up epochs (at least 100
+# iterations, as ultralytics), linear decay to lr * 0.01, EMA of the weights,
+# mosaic closed for the last 10 epochs.
 # As in yolov8_500e.py the head multiplies its losses by the global batch
 # size (ultralytics does), so lr does not scale with the batch; weight decay
 # does (ultralytics: wd * batch / nbs, nbs = 64 -> 0.004 at batch 512).
@@ -34,12 +35,13 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10.0))
 
 param_scheduler = [
-    dict(
-        type='LinearLR',
+    dict(  # ultralytics: max(3 epochs, 100 iterations)
+        type='densekit.YOLOWarmupLR',
         start_factor=0.001,
         by_epoch=True,
         begin=0,
         end=warmup_epochs,
+        min_iters=100,
         convert_to_iter_based=True),
     dict(
         type='LinearLR',

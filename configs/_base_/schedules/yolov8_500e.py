@@ -1,8 +1,11 @@
 # YOLOv8's COCO schedule: 500 epochs of SGD (lr 0.01, momentum 0.937,
-# nesterov), 3 warm-up epochs, linear decay to lr * 0.01, EMA of the weights,
-# mosaic closed for the last 10 epochs. The head multiplies its losses by the
-# global batch size, like ultralytics, so lr does not scale with the batch;
-# weight decay does (ultralytics: wd * batch / 64).
+# nesterov), 3 warm-up epochs (at least 100 iterations, as ultralytics: a
+# small custom set reaches that minimum first), linear decay to lr * 0.01,
+# EMA of the weights, mosaic closed for the last 10 epochs. The head
+# multiplies its losses by the global batch size, like ultralytics, so lr
+# does not scale with the batch; weight decay does (ultralytics: wd *
+# batch / 64). Not reproduced: ultralytics' warm-up of the bias lr (from
+# 0.1) and of the momentum (from 0.8).
 max_epochs = 500
 close_mosaic_epochs = 10
 warmup_epochs = 3
@@ -24,12 +27,13 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10.0))
 
 param_scheduler = [
-    dict(
-        type='LinearLR',
+    dict(  # ultralytics: max(3 epochs, 100 iterations)
+        type='densekit.YOLOWarmupLR',
         start_factor=0.001,
         by_epoch=True,
         begin=0,
         end=warmup_epochs,
+        min_iters=100,
         convert_to_iter_based=True),
     dict(
         type='LinearLR',

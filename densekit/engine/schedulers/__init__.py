@@ -1,0 +1,3 @@
+from .yolo_warmup import YOLOWarmupLR
+
+__all__ = ['YOLOWarmupLR']
