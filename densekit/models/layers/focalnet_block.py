@@ -1,5 +1,5 @@
 """FocalNet's block: focal modulation and its MLP, shared by the FocalNet
-backbone (:mod:`densekit.models.backbones.focalnet`) and Focal-UNet's decoder
+backbone (``FocalNet``) and Focal-UNet's decoder
 stage (:mod:`densekit.models.layers.focal_decoder_stage`).
 
 Paper: Yang et al., "Focal Modulation Networks", NeurIPS 2022

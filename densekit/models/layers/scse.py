@@ -62,7 +62,7 @@ class SCSE(BaseModule):
                       position='after_conv3')]
 
     mmseg's ``UNet`` has no plugin hook (its ``plugins`` argument asserts
-    None); :class:`densekit.models.backbones.SCSEUNet` places scSE blocks in
+    None); densekit's ``SCSEUNet`` backbone places scSE blocks in
     it. 2D only (the authors' repository also has a 3D variant, not
     ported).
 

@@ -19,7 +19,7 @@ Parameter names, shapes and the initialisation follow the official module
 (``HZAI-ZJNU/Mamba-YOLO``, ``ultralytics/nn/modules/mamba_yolo.py``, class
 ``SS2D`` with ``forward_type='v2'``, ``ssm_rank_ratio == ssm_ratio``), so
 official weights load after key renaming only
-(:func:`densekit.models.backbones.mamba_yolo.convert_mamba_yolo`).
+(the backbones' ``convert_mamba_yolo``).
 """
 import math
 from typing import Optional, Union
