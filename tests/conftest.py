@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny synthetic shapes set and a tiny training config."""
+import contextlib
 import glob
 import json
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -17,6 +19,22 @@ if 'TRITON_INTERPRET' not in os.environ:
         os.environ['TRITON_INTERPRET'] = '1'
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def captured_warnings():
+    """Collect the records print_log(logger='current') sends at WARNING or
+    above (``r.getMessage()`` for the text)."""
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
 TINY_IMG_SIZE = 128
 
 # A deterministic, fast variant of configs/det/yolov8_n_shapes.py: small

@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 
 from densekit.apis import DetInferencer, DetResult, draw_detections
-from tests.conftest import ROOT
+from tests.conftest import ROOT, captured_warnings
 
 CONFIG = osp.join(ROOT, 'configs', 'det', 'yolov8_n_shapes.py')
 CLASSES = ('circle', 'square', 'triangle', 'star')
@@ -239,20 +239,9 @@ def test_det_result_checks_lengths():
 
 def _warnings_of(make):
     """(result of make(), WARNING messages logged meanwhile)."""
-    import logging
-
-    from mmengine.logging import MMLogger
-    records = []
-    handler = logging.Handler(level=logging.WARNING)
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
+    with captured_warnings() as records:
         result = make()
-    finally:
-        logger.removeHandler(handler)
-    return result, [r.getMessage() for r in records
-                    if r.levelno >= logging.WARNING]
+    return result, [r.getMessage() for r in records]
 
 
 def _checkpoint_with(path, checkpoint, **meta):

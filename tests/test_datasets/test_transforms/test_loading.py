@@ -1,30 +1,15 @@
-import contextlib
 import logging
 
 import cv2
 import numpy as np
 import pytest
 from mmengine.dataset import BaseDataset
-from mmengine.logging import MMLogger
 
 from densekit.datasets.transforms import (LoadImageFromFileSafe,
                                           get_skipped_images,
                                           reset_skipped_images)
 from densekit.registry import TRANSFORMS
-
-
-@contextlib.contextmanager
-def captured_warnings():
-    """Collect the messages print_log(logger='current') sends at WARNING."""
-    records = []
-    handler = logging.Handler(level=logging.WARNING)
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
+from tests.conftest import captured_warnings
 
 
 @pytest.fixture(autouse=True)
